@@ -1,0 +1,1 @@
+"""Great Expectations suites per layer and table (data, not code)."""

@@ -1,0 +1,1 @@
+"""Data contracts, concept maps, value sets and dataset definitions (data, not code)."""

@@ -1,0 +1,95 @@
+"""Bronze: delivered strings -> typed rows per the table contract, or quarantine with reasons.
+
+Pure DataFrame -> DataFrame transforms; reading files and writing tables happen elsewhere.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from medgov.contracts import Contract, formats
+from medgov.extract_csv import SHAPE_ERROR
+from medgov.identity import FULLWIDTH, HALFWIDTH
+
+LINEAGE_COLUMNS = ["_org_code", "_batch_id", "_batch_key", "_file", "_line", "_ingested_at"]
+QUARANTINE_COLUMNS = ["layer", "org_code", "batch_id", "batch_key", "table", "file", "line", "record_id",
+                      "reasons", "record", "run_id", "quarantined_at"]
+
+
+def clean_text(c: Column) -> Column:
+    """Full-width to half-width, outer blanks (incl. ideographic/no-break spaces) removed, '' -> null."""
+    s = F.translate(c, FULLWIDTH, HALFWIDTH)
+    s = F.regexp_replace(s, r"^[\s\u00a0]+|[\s\u00a0]+$", "")
+    return F.when(s == "", F.lit(None)).otherwise(s)
+
+
+def parse_timestamp(c: Column, patterns: list[str]) -> Column:
+    """First pattern that parses the whole value; null when none does (never an error)."""
+    return F.coalesce(*[F.try_to_timestamp(c, F.lit(p)) for p in patterns])
+
+
+def _reason(cond: Column, text: Column | str) -> Column:
+    return F.when(cond, text if isinstance(text, Column) else F.lit(text))
+
+
+def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
+    """Typed contract columns plus `_reasons` (empty array when the row is publishable)."""
+    fmt = formats()
+    typed: list[Column] = []
+    reasons: list[Column] = [F.col(SHAPE_ERROR)]
+    for col in contract.columns:
+        raw = clean_text(F.col(col.name))
+        if col.type == "str":
+            value = raw
+        elif col.type in ("date", "datetime"):
+            ts = parse_timestamp(raw, fmt["datetime"])
+            value = ts.cast("date") if col.type == "date" else ts
+            shown = F.substring(raw, 1, 40)
+            reasons.append(_reason(raw.isNotNull() & value.isNull(),
+                                   F.concat(F.lit(f"unparseable {col.type} in {col.name}: '"), shown, F.lit("'"))))
+        elif col.type == "decimal":
+            value = raw.try_cast("double")
+            shown = F.substring(raw, 1, 40)
+            reasons.append(_reason(raw.isNotNull() & value.isNull(),
+                                   F.concat(F.lit(f"non-numeric value in {col.name}: '"), shown, F.lit("'"))))
+        else:  # a contract typo must fail loudly in development, not silently in production
+            raise ValueError(f"unknown column type {col.type!r} in contract {contract.table}")
+        if col.required:
+            reasons.append(_reason(raw.isNull(), f"missing required value: {col.name}"))
+        typed.append(value.alias(col.name))
+    reason_array = F.filter(F.array(*reasons), lambda r: r.isNotNull())
+    return df.select(*typed, *[F.col(c) for c in LINEAGE_COLUMNS], reason_array.alias("_reasons"))
+
+
+def publishable(df: DataFrame) -> DataFrame:
+    """Rows without reasons, without the `_reasons` column."""
+    return df.where(F.size("_reasons") == 0).drop("_reasons")
+
+
+def masked_record(df: DataFrame, columns: list[str], direct: list[str]) -> Column:
+    """The row as JSON with direct identifiers masked: quarantine must not leak them either."""
+    fields = [
+        (F.when(F.col(c).isNotNull(), F.lit("***")) if c in direct else F.col(c).cast("string")).alias(c)
+        for c in columns
+    ]
+    return F.to_json(F.struct(*fields))
+
+
+def quarantined(df: DataFrame, contract: Contract, run_id: str) -> DataFrame:
+    """Rows with reasons, in the shape of the `quarantine` table (layer `bronze`)."""
+    bad = df.where(F.size("_reasons") > 0)
+    return bad.select(
+        F.lit("bronze").alias("layer"),
+        F.col("_org_code").alias("org_code"),
+        F.col("_batch_id").alias("batch_id"),
+        F.col("_batch_key").alias("batch_key"),
+        F.lit(contract.table).alias("table"),
+        F.col("_file").alias("file"),
+        F.col("_line").alias("line"),
+        F.lit(None).cast("string").alias("record_id"),
+        F.col("_reasons").alias("reasons"),
+        masked_record(bad, contract.names, contract.direct_identifiers).alias("record"),
+        F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"),
+    )

@@ -1,0 +1,47 @@
+"""Table contracts of the extract interface, read from `schemas/contracts/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from medgov.resources import schema_file
+
+TABLES: tuple[str, ...] = ("patient", "visit", "diagnosis", "lab_result", "vital_sign", "prescription")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # str | date | datetime | decimal
+    required: bool = False
+    privacy: str | None = None  # "direct" for direct identifiers
+
+
+@dataclass(frozen=True)
+class Contract:
+    table: str
+    title: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def direct_identifiers(self) -> list[str]:
+        return [c.name for c in self.columns if c.privacy == "direct"]
+
+
+def contract(table: str) -> Contract:
+    """The contract of one extract table."""
+    if table not in TABLES:
+        raise KeyError(table)
+    raw = schema_file(f"contracts/{table}.yaml")
+    cols = tuple(Column(c["name"], c["type"], bool(c.get("required")), c.get("privacy")) for c in raw["columns"])
+    return Contract(raw["table"], raw["title"], tuple(raw["key"]), cols)
+
+
+def formats() -> dict:
+    """Accepted date/datetime patterns, timezone and encodings."""
+    return schema_file("contracts/_formats.yaml")

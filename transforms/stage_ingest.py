@@ -1,0 +1,155 @@
+"""Stage 1 — ingest: verified landing batches -> bronze Delta tables + quarantine."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import functions as F
+
+from medgov import bronze, state
+from medgov.context import Context
+from medgov.contracts import TABLES, contract
+from medgov.errors import MedgovError
+from medgov.extract_csv import decode, parse
+from medgov.lineage import DatasetInfo, stage_run
+from medgov.manifest import BatchRef, BatchRejected, check_files, discover, invalid_flags, read_manifest
+from medgov.tables import sql_in
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {"bronze": n, "quarantined": n}
+
+
+def fingerprint(batch: BatchRef) -> str:
+    """Content hash of everything in the batch folder (names and bytes)."""
+    h = hashlib.sha256()
+    if batch.folder.is_dir():
+        for p in sorted(batch.folder.iterdir()):
+            if p.is_file():
+                h.update(p.name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def read_batch(batch: BatchRef, ingested_at) -> dict[str, pa.Table]:
+    """Verify one batch and parse its files; raises BatchRejected with the reason."""
+    manifest, _ = read_manifest(batch)
+    contents = check_files(batch, manifest)
+    tables: dict[str, pa.Table] = {}
+    for f in manifest.files:
+        text = decode(contents[f.name], f.encoding, f.name)
+        t = parse(text, f.name, contract(f.table), f.rows)
+        n = t.num_rows
+        lineage = {
+            "_org_code": pa.array([batch.org_code] * n, pa.string()),
+            "_batch_id": pa.array([batch.batch_id] * n, pa.string()),
+            "_batch_key": pa.array([batch.key] * n, pa.string()),
+            "_file": pa.array([f.name] * n, pa.string()),
+            "_ingested_at": pa.array([ingested_at] * n, pa.timestamp("us", "UTC")),
+        }
+        for name, arr in lineage.items():
+            t = t.append_column(name, arr)
+        tables[f.table] = t
+    return tables
+
+
+def ingest(ctx: Context, landing: str | Path) -> IngestResult:
+    """Take every ready batch not seen with this content; write bronze and quarantine.
+
+    Accepted batches replace their earlier delivery (same batch key) atomically per table;
+    rejected ones publish nothing and are logged with their reason.
+    """
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise MedgovError(f"landing folder not found: {landing}")
+    result = IngestResult()
+    seen = state.last_deliveries(ctx.lake)
+    received = state.now()
+    deliveries: list[dict] = []
+    parsed: dict[str, dict[str, pa.Table]] = {}
+    fingerprints: dict[str, str] = {}
+    for bad in invalid_flags(landing):
+        result.rejected[bad] = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
+    for ref in discover(landing):
+        fp = fingerprint(ref)
+        if ref.key in seen and seen[ref.key]["fingerprint"] == fp:
+            result.unchanged.append(ref.key)
+            continue
+        ctx.progress(f"ingest {ref.key}")
+        row = {"batch_key": ref.key, "org_code": ref.org_code, "batch_id": ref.batch_id, "fingerprint": fp,
+               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0}
+        try:
+            tables = read_batch(ref, received)
+        except BatchRejected as exc:
+            result.rejected[ref.key] = str(exc)
+            deliveries.append({**row, "status": "rejected", "reason": str(exc)})
+            continue
+        parsed[ref.key] = tables
+        fingerprints[ref.key] = fp
+        result.accepted.append(ref.key)
+        deliveries.append({**row, "status": "accepted", "reason": None, "files": len(tables),
+                           "rows_declared": sum(t.num_rows for t in tables.values())})
+    if not parsed:
+        state.record_deliveries(ctx.lake, deliveries)
+        return result
+
+    keys = sorted(parsed)
+    with stage_run(ctx.lake, "medgov.ingest", ctx.parent) as run:
+        quarantine_frames = []
+        for table in TABLES:
+            c = contract(table)
+            pieces = [parsed[k][table] for k in keys if table in parsed[k]]
+            uri = ctx.lake.table("bronze", table)
+            if not pieces and not ctx.store.exists(uri):
+                continue
+            ctx.progress(f"bronze {table}")
+            if pieces:
+                raw = ctx.spark.createDataFrame(pa.concat_tables(pieces))
+            else:  # a corrected re-delivery dropped this table: clear its earlier rows
+                raw = ctx.spark.createDataFrame([], _raw_schema(c))
+            typed = bronze.apply_contract(raw, c).cache()
+            good = bronze.publishable(typed)
+            ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
+                              description=f"bronze {c.title}")
+            quarantine_frames.append(bronze.quarantined(typed, c, ctx.run_id))
+            n_good, n_bad = typed.select(
+                F.sum((F.size("_reasons") == 0).cast("int")), F.sum((F.size("_reasons") > 0).cast("int"))).first()
+            result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
+            run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
+                                           rows=int(n_good or 0)))
+            typed.unpersist()
+        q = quarantine_frames[0]
+        for other in quarantine_frames[1:]:
+            q = q.unionByName(other)
+        ctx.store.replace(ctx.lake.quarantine, q, f"layer = 'bronze' AND {sql_in('batch_key', keys)}",
+                          partition_by=["layer"], run_id=ctx.run_id, description="rows that failed a contract, with reasons")
+        run.outputs.append(DatasetInfo(ctx.lake.quarantine, [(f.name, f.dataType.simpleString()) for f in q.schema.fields],
+                                       rows=sum(r["quarantined"] for r in result.rows.values())))
+        # bookkeeping commits after the data it describes
+        state.set_batches(ctx.lake, [{
+            "batch_key": k, "org_code": k.split("/")[0], "batch_id": k.split("/", 1)[1], "fingerprint": fingerprints[k],
+            "stage": "bronze", "quality_passed": None, "blocking_failures": None,
+            "rows_declared": sum(t.num_rows for t in parsed[k].values()), "updated_at": state.now(), "run_id": ctx.run_id,
+        } for k in keys])
+        state.record_deliveries(ctx.lake, deliveries)
+    return result
+
+
+def bronze_scope(keys: list[str]) -> str:
+    return sql_in("_batch_key", keys)
+
+
+def _raw_schema(c):
+    from pyspark.sql.types import LongType, StringType, StructField, StructType, TimestampType
+
+    fields = [StructField(n, StringType()) for n in c.names]
+    fields += [StructField("_line", LongType()), StructField("_shape_error", StringType())]
+    fields += [StructField(n, StringType()) for n in ("_org_code", "_batch_id", "_batch_key", "_file")]
+    fields += [StructField("_ingested_at", TimestampType())]
+    return StructType(fields)

@@ -1,0 +1,97 @@
+"""Stage bookkeeping: which delivery was seen, which batch reached which stage.
+
+Two small Delta tables under `control/`, committed *after* the data they describe so that a
+crash leaves work to redo, never work recorded as done that is not:
+- `deliveries`: append-only log of every delivery attempt (accepted or rejected, with reason);
+- `batches`: one row per accepted batch with its current stage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from medgov.lake import Lake
+
+STAGES = ("bronze", "silver", "validated", "blocked", "published")
+
+DELIVERY_SCHEMA = pa.schema([
+    ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
+    ("fingerprint", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("files", pa.int32()), ("rows_declared", pa.int64()), ("received_at", pa.timestamp("us", "UTC")),
+    ("run_id", pa.string()),
+])
+BATCH_SCHEMA = pa.schema([
+    ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
+    ("fingerprint", pa.string()), ("stage", pa.string()), ("quality_passed", pa.bool_()),
+    ("blocking_failures", pa.int32()), ("rows_declared", pa.int64()), ("updated_at", pa.timestamp("us", "UTC")),
+    ("run_id", pa.string()),
+])
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _deliveries(lake: Lake) -> str:
+    return lake.table("control", "deliveries")
+
+
+def _read(uri: str) -> list[dict[str, Any]]:
+    if not DeltaTable.is_deltatable(uri):
+        return []
+    return DeltaTable(uri).to_pyarrow_table().to_pylist()
+
+
+def last_deliveries(lake: Lake) -> dict[str, dict[str, Any]]:
+    """The latest delivery attempt per batch key."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in sorted(_read(_deliveries(lake)), key=lambda r: r["received_at"]):
+        latest[row["batch_key"]] = row
+    return latest
+
+
+def all_deliveries(lake: Lake) -> list[dict[str, Any]]:
+    return sorted(_read(_deliveries(lake)), key=lambda r: r["received_at"])
+
+
+def record_deliveries(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        write_deltalake(_deliveries(lake), pa.Table.from_pylist(rows, DELIVERY_SCHEMA), mode="append")
+
+
+def batches(lake: Lake) -> dict[str, dict[str, Any]]:
+    """Current state of every accepted batch, by batch key."""
+    return {r["batch_key"]: r for r in _read(lake.batches)}
+
+
+def in_stage(lake: Lake, stage: str) -> list[dict[str, Any]]:
+    return sorted((b for b in batches(lake).values() if b["stage"] == stage), key=lambda b: b["batch_key"])
+
+
+def set_batches(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    """Upsert batch states (MERGE on batch_key): one atomic commit."""
+    if not rows:
+        return
+    data = pa.Table.from_pylist(rows, BATCH_SCHEMA)
+    if not DeltaTable.is_deltatable(lake.batches):
+        write_deltalake(lake.batches, data, mode="overwrite")
+        return
+    (DeltaTable(lake.batches).merge(data, "t.batch_key = s.batch_key", source_alias="s", target_alias="t")
+     .when_matched_update_all().when_not_matched_insert_all().execute())
+
+
+def advance(lake: Lake, keys: list[str], stage: str, run_id: str, **fields: Any) -> None:
+    """Move the named batches to `stage` (with optional per-batch fields given as dicts by key)."""
+    current = batches(lake)
+    rows = []
+    for k in keys:
+        row = dict(current[k])
+        row.update(stage=stage, updated_at=now(), run_id=run_id)
+        for name, per_key in fields.items():
+            row[name] = per_key[k]
+        rows.append(row)
+    set_batches(lake, rows)

@@ -1,0 +1,158 @@
+"""Delta table access behind one small interface.
+
+Default: `deltalake` (delta-rs) commits the tables — Spark here cannot fetch the Delta JVM
+jars. Spark reads a table's current snapshot straight from its Parquet files (the files of
+the Delta log's snapshot; delta-rs writes neither deletion vectors nor column mapping), so
+reads stay distributed. On a cluster whose session is Delta-enabled (`spark.sql.extensions`),
+`SparkDeltaStore` does the same through delta-spark.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from medgov.spark import delta_enabled
+
+
+class TableStore(Protocol):
+    """What the pipeline needs from a table format."""
+
+    def exists(self, uri: str) -> bool: ...
+
+    def read(self, uri: str, where: str | None = None) -> DataFrame: ...
+
+    def replace(self, uri: str, df: DataFrame, where: str, partition_by: list[str] | None = None,
+                run_id: str | None = None, description: str | None = None) -> None: ...
+
+    def merge(self, uri: str, df: DataFrame, keys: list[str], delete_where: str | None = None,
+              partition_by: list[str] | None = None, run_id: str | None = None,
+              description: str | None = None) -> None: ...
+
+    def version(self, uri: str) -> int | None: ...
+
+
+def sql_in(column: str, values: list[str]) -> str:
+    """`column IN ('a','b')` with quotes escaped; FALSE for an empty list."""
+    if not values:
+        return "FALSE"
+    quoted = ",".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
+    return f"{column} IN ({quoted})"
+
+
+def _commit(run_id: str | None) -> CommitProperties | None:
+    return CommitProperties(custom_metadata={"medgov.run_id": run_id}) if run_id else None
+
+
+class DeltaRsStore:
+    """Tables written by delta-rs, read by Spark from the snapshot's Parquet files."""
+
+    def __init__(self, spark: SparkSession, storage_options: dict[str, str] | None = None) -> None:
+        self.spark = spark
+        self.storage_options = storage_options
+
+    def exists(self, uri: str) -> bool:
+        return DeltaTable.is_deltatable(uri, storage_options=self.storage_options)
+
+    def table(self, uri: str) -> DeltaTable:
+        return DeltaTable(uri, storage_options=self.storage_options)
+
+    def read(self, uri: str, where: str | None = None) -> DataFrame:
+        dt = self.table(uri)
+        schema = from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        files = dt.file_uris()
+        if not files:
+            df = self.spark.createDataFrame([], schema)
+        else:
+            part_cols = dt.metadata().partition_columns
+            reader = self.spark.read.schema(schema)
+            if part_cols:
+                reader = reader.option("basePath", uri)
+            df = reader.parquet(*files).select(*schema.fieldNames())
+        return df.where(where) if where else df
+
+    def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
+        data = df.toArrow()
+        if not self.exists(uri):
+            write_deltalake(uri, data, partition_by=partition_by, mode="overwrite", description=description,
+                            storage_options=self.storage_options, commit_properties=_commit(run_id))
+            return
+        write_deltalake(uri, data, mode="overwrite", predicate=where, schema_mode=None,
+                        storage_options=self.storage_options, commit_properties=_commit(run_id))
+
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+        data = df.toArrow()
+        if not self.exists(uri):
+            write_deltalake(uri, data, partition_by=partition_by, mode="overwrite", description=description,
+                            storage_options=self.storage_options, commit_properties=_commit(run_id))
+            return
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        merger = (
+            self.table(uri)
+            .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+        )
+        if delete_where:
+            merger = merger.when_not_matched_by_source_delete(predicate=delete_where)
+        merger.execute()
+
+    def version(self, uri: str) -> int | None:
+        return self.table(uri).version() if self.exists(uri) else None
+
+
+class SparkDeltaStore:
+    """Tables through delta-spark, for sessions that already have the Delta extension."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        from delta.tables import DeltaTable as SparkDeltaTable  # needs the Delta jars at run time
+
+        self.spark = spark
+        self._dt = SparkDeltaTable
+
+    def exists(self, uri: str) -> bool:
+        return self._dt.isDeltaTable(self.spark, uri)
+
+    def read(self, uri, where=None) -> DataFrame:
+        df = self.spark.read.format("delta").load(uri)
+        return df.where(where.replace("t.", "")) if where else df
+
+    def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
+        writer = df.write.format("delta")
+        if run_id:
+            writer = writer.option("userMetadata", run_id)
+        if not self.exists(uri):
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.mode("overwrite").save(uri)
+            return
+        writer.mode("overwrite").option("replaceWhere", where).save(uri)
+
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+        if not self.exists(uri):
+            self.replace(uri, df, "TRUE", partition_by, run_id, description)
+            return
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        m = self._dt.forPath(self.spark, uri).alias("t").merge(df.alias("s"), on)
+        m = m.whenMatchedUpdateAll().whenNotMatchedInsertAll()
+        if delete_where:
+            m = m.whenNotMatchedBySourceDelete(condition=delete_where)
+        m.execute()
+
+    def version(self, uri: str) -> int | None:
+        if not self.exists(uri):
+            return None
+        return self._dt.forPath(self.spark, uri).history(1).collect()[0]["version"]
+
+
+def store_for(spark: SparkSession) -> TableStore:
+    """delta-spark when the session is Delta-enabled (or MEDGOV_TABLE_ENGINE=spark), else delta-rs."""
+    engine = os.environ.get("MEDGOV_TABLE_ENGINE", "auto")
+    if engine == "spark" or (engine == "auto" and delta_enabled(spark)):
+        return SparkDeltaStore(spark)
+    return DeltaRsStore(spark)
