@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -31,6 +32,8 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
     if active is not None:
         return active
     _ensure_java()
+    # Python workers must run this interpreter (the venv's), not whatever `python3` is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     master = os.environ.get("SPARK_MASTER")
     if master:

@@ -1,0 +1,94 @@
+"""Stage 2 — normalize: bronze batches -> FHIR R4 silver tables (Delta), pseudonymised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medgov import silver, state
+from medgov.context import Context
+from medgov.fhir_build import Terminology
+from medgov.identity import key_fingerprint, load_key
+from medgov.lineage import DatasetInfo, stage_run
+from medgov.tables import sql_in
+
+
+@dataclass
+class NormalizeResult:
+    batches: list[str] = field(default_factory=list)
+    resources: dict[str, int] = field(default_factory=dict)  # silver table -> resources published
+    invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
+    unmapped_lab_codes: int = 0
+
+
+def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+
+
+def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
+    """Build silver for the given batches (default: every batch whose stage is `bronze`)."""
+    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "bronze")]
+    result = NormalizeResult(batches=keys)
+    if not keys:
+        return result
+    key = load_key()
+    term = Terminology.load()
+    lake, store = ctx.lake, ctx.store
+    scope = sql_in("_batch_key", keys)
+    xref_uri = lake.table("silver", "patient_xref")
+    with stage_run(lake, "medgov.normalize", ctx.parent) as run:
+        quarantine_parts: list[DataFrame] = []
+        built: dict[str, list[DataFrame]] = {}
+        for spec in silver.SPECS:
+            src_uri = lake.table("bronze", spec.source)
+            if not store.exists(src_uri):
+                continue
+            ctx.progress(f"silver {spec.target} from {spec.source}")
+            rows = store.read(src_uri, scope)
+            run.inputs.append(DatasetInfo(src_uri))
+            if spec.source != "patient":
+                xref = store.read(xref_uri) if store.exists(xref_uri) else None
+                rows = silver.with_source_key(rows, key)
+                rows = silver.resolve_patient(rows, xref) if xref is not None else \
+                    rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
+            out = silver.build_resources(rows, spec, key, term).cache()
+            quarantine_parts.append(silver.silver_quarantine(out, spec.target, ctx.run_id))
+            good = out.where(F.col("error").isNull()).drop("error")
+            if spec.source == "patient":
+                # the cross-reference first: later tables of this run resolve through it
+                xref_new = silver.latest_per_id(silver.xref_rows(good).withColumnRenamed("source_key", "id"),
+                                                ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
+                store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
+                            description="local patient key (keyed hash) -> person pseudonym")
+                run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
+                good = good.drop("source_key")
+            built.setdefault(spec.target, []).append(good)
+            result.invalid[spec.target] = result.invalid.get(spec.target, 0) + out.where("error IS NOT NULL").count()
+            if spec.source == "lab_result":
+                result.unmapped_lab_codes += out.where("error IS NULL AND NOT mapped").count()
+
+        for target, parts in built.items():
+            df = parts[0]
+            for p in parts[1:]:
+                df = df.unionByName(p)
+            order = ["updated_at", "batch_key", "source_line"] if target == "patient" else ["batch_key", "source_line"]
+            df = silver.latest_per_id(df, order)
+            uri = lake.table("silver", target)
+            # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
+            delete = None if target == "patient" else sql_in("t.batch_key", keys)
+            store.merge(uri, df, ["id"], delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
+                        description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised")
+            n = store.read(uri, sql_in("batch_key", keys)).count()
+            result.resources[target] = n
+            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n))
+        if quarantine_parts:
+            q = quarantine_parts[0]
+            for p in quarantine_parts[1:]:
+                q = q.unionByName(p)
+            store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
+                          partition_by=["layer"], run_id=ctx.run_id)
+        state.advance(lake, keys, "silver", ctx.run_id)
+    ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
+    return result
