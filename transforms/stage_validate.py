@@ -1,0 +1,125 @@
+"""Stage 3 — validate: GX suites on bronze and silver per batch; blocking failures stop publish."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import functions as F
+
+from medgov import state
+from medgov.context import Context
+from medgov.contracts import TABLES, contract
+from medgov.identity import load_key
+from medgov.lake import SILVER_TABLES
+from medgov.lineage import DatasetInfo, stage_run
+from medgov.quality import QualityRunner
+from medgov.quality_views import bronze_view, silver_view
+from medgov.tables import sql_in
+
+RESULTS_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
+    ("layer", pa.string()), ("table", pa.string()), ("suite", pa.string()), ("expectation", pa.string()),
+    ("column", pa.string()), ("description", pa.string()), ("category", pa.string()), ("severity", pa.string()),
+    ("threshold", pa.float64()), ("element_count", pa.int64()), ("unexpected_count", pa.int64()),
+    ("unexpected_percent", pa.float64()), ("observed_value", pa.string()), ("success", pa.bool_()),
+    ("validated_at", pa.timestamp("us", "UTC")),
+])
+
+
+@dataclass
+class ValidateResult:
+    passed: list[str] = field(default_factory=list)
+    blocked: dict[str, list[str]] = field(default_factory=dict)  # batch -> failed blocking checks
+    checks: int = 0
+    failed_warnings: int = 0
+
+
+def _assertions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """dataQualityAssertions facet entries: one per expectation and column, success over all batches."""
+    merged: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        k = (r["expectation"], r["column"])
+        a = merged.setdefault(k, {"assertion": r["expectation"], "column": r["column"], "success": True,
+                                  "severity": r["severity"], "description": r["description"]})
+        a["success"] = a["success"] and r["success"]
+    return list(merged.values())
+
+
+def write_results(ctx: Context, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Replace the quality results of these batches in one commit."""
+    uri = ctx.lake.quality_results
+    data = pa.Table.from_pylist(rows, RESULTS_SCHEMA)
+    if DeltaTable.is_deltatable(uri):
+        write_deltalake(uri, data, mode="overwrite", predicate=sql_in("batch_key", keys))
+    else:
+        write_deltalake(uri, data, mode="overwrite", partition_by=["layer"],
+                        description="Great Expectations results per run, batch, layer and expectation")
+
+
+def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
+    """Validate the given batches (default: those whose stage is `silver`)."""
+    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "silver")]
+    result = ValidateResult()
+    if not keys:
+        return result
+    key = load_key()
+    lake, store = ctx.lake, ctx.store
+    runner = QualityRunner(lake)
+    rows: list[dict[str, Any]] = []
+    with stage_run(lake, "medgov.validate", ctx.parent) as run:
+        for table in TABLES:
+            uri = lake.table("bronze", table)
+            if not store.exists(uri):
+                continue
+            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key).cache()
+            present = {r[0] for r in view.groupBy("_batch_key").count().collect()}
+            table_rows = []
+            for k in keys:
+                if k in present:
+                    ctx.progress(f"validate bronze.{table} {k}")
+                    table_rows += runner.validate(f"bronze.{table}", view.where(F.col("_batch_key") == k), k, ctx.run_id)
+            view.unpersist()
+            rows += table_rows
+            run.inputs.append(DatasetInfo(uri, assertions=_assertions(table_rows)))
+        silver = {t: lake.table("silver", t) for t in SILVER_TABLES}
+        patients = store.read(silver["patient"]) if store.exists(silver["patient"]) else None
+        encounters = store.read(silver["encounter"]) if store.exists(silver["encounter"]) else None
+        for table in SILVER_TABLES:
+            if table == "patient_xref" or not store.exists(silver[table]):
+                continue
+            view = silver_view(store.read(silver[table], sql_in("batch_key", keys)), table, patients, encounters).cache()
+            present = {r[0] for r in view.groupBy("batch_key").count().collect()}
+            table_rows = []
+            for k in keys:
+                if k in present:
+                    ctx.progress(f"validate silver.{table} {k}")
+                    table_rows += runner.validate(f"silver.{table}", view.where(F.col("batch_key") == k), k, ctx.run_id)
+            view.unpersist()
+            rows += table_rows
+            run.inputs.append(DatasetInfo(silver[table], assertions=_assertions(table_rows)))
+        runner.build_docs()
+        write_results(ctx, rows, keys)
+        run.outputs.append(DatasetInfo(lake.quality_results, [(f.name, str(f.type)) for f in RESULTS_SCHEMA],
+                                       rows=len(rows)))
+        failures: dict[str, list[str]] = defaultdict(list)
+        for r in rows:
+            if not r["success"]:
+                if r["severity"] == "blocking":
+                    failures[r["batch_key"]].append(f"{r['suite']}: {r['expectation']}({r['column']})")
+                else:
+                    result.failed_warnings += 1
+        result.checks = len(rows)
+        result.passed = [k for k in keys if k not in failures]
+        result.blocked = {k: failures[k] for k in keys if k in failures}
+        counts = {k: len(failures.get(k, [])) for k in keys}
+        if result.passed:
+            state.advance(lake, result.passed, "validated", ctx.run_id,
+                          quality_passed={k: True for k in result.passed}, blocking_failures=counts)
+        if result.blocked:
+            state.advance(lake, list(result.blocked), "blocked", ctx.run_id,
+                          quality_passed={k: False for k in result.blocked}, blocking_failures=counts)
+    return result
