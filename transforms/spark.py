@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -34,7 +35,9 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
     _ensure_java()
     # Python workers must run this interpreter (the venv's), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app_name)
+    log4j = Path(__file__).with_name("log4j2.properties")
+    java_opts = f"-Dlog4j2.configurationFile=file:{log4j}"
+    builder = SparkSession.builder.appName(app_name).config("spark.driver.extraJavaOptions", java_opts)
     master = os.environ.get("SPARK_MASTER")
     if master:
         builder = builder.master(master)
@@ -44,6 +47,7 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         builder.config("spark.sql.session.timeZone", formats()["timezone"])
         .config("spark.sql.shuffle.partitions", os.environ.get("MEDGOV_SHUFFLE_PARTITIONS", "8"))
         .config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false"))
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "4g"))

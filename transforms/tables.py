@@ -36,6 +36,8 @@ class TableStore(Protocol):
 
     def version(self, uri: str) -> int | None: ...
 
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None: ...
+
 
 def sql_in(column: str, values: list[str]) -> str:
     """`column IN ('a','b')` with quotes escaped; FALSE for an empty list."""
@@ -105,6 +107,17 @@ class DeltaRsStore:
     def version(self, uri: str) -> int | None:
         return self.table(uri).version() if self.exists(uri) else None
 
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None:
+        """Table description and per-column metadata (`comment` is what Spark shows), committed
+        only where they differ from what the table already says."""
+        dt = self.table(uri)
+        if dt.metadata().description != description:
+            dt.alter.set_table_description(description)
+        current = {f.name: dict(f.metadata) for f in dt.schema().fields}
+        for name, meta in columns.items():
+            if name in current and any(current[name].get(k) != v for k, v in meta.items()):
+                dt.alter.set_column_metadata(name, meta)
+
 
 class SparkDeltaStore:
     """Tables through delta-spark, for sessions that already have the Delta extension."""
@@ -148,6 +161,12 @@ class SparkDeltaStore:
         if not self.exists(uri):
             return None
         return self._dt.forPath(self.spark, uri).history(1).collect()[0]["version"]
+
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None:
+        esc = lambda s: s.replace("'", "\\'")  # noqa: E731
+        self.spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('comment' = '{esc(description)}')")
+        for name, meta in columns.items():
+            self.spark.sql(f"ALTER TABLE delta.`{uri}` ALTER COLUMN `{name}` COMMENT '{esc(meta['comment'])}'")
 
 
 def store_for(spark: SparkSession) -> TableStore:

@@ -1,0 +1,106 @@
+"""medgov DAGs: landing flag -> ingest -> normalize -> validate -> publish, chained by assets.
+
+Thin wrappers: each task calls `medgov.stages.run_stage`, the same code `medgov run` runs.
+Configure with MEDGOV_LANDING, MEDGOV_LAKE and MEDGOV_PSEUDONYM_KEY(_FILE) in the
+workers' environment (see infra/airflow/).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.exceptions import AirflowSkipException
+from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
+
+from medgov.airflow_trigger import LandingZoneTrigger
+
+LANDING = os.path.abspath(os.environ.get("MEDGOV_LANDING", "sample/landing"))
+LAKE = os.path.abspath(os.environ.get("MEDGOV_LAKE", "lake"))
+POKE = float(os.environ.get("MEDGOV_POKE_INTERVAL", "5"))
+
+landing_flags = Asset(
+    name="medgov_landing_ready_flags", uri=f"file://{LANDING}",
+    watchers=[AssetWatcher(name="medgov_landing_watcher", trigger=LandingZoneTrigger(LANDING, LAKE, POKE))],
+)
+bronze = Asset(name="medgov_bronze", uri=f"file://{LAKE}/bronze")
+silver = Asset(name="medgov_silver", uri=f"file://{LAKE}/silver")
+quality = Asset(name="medgov_quality", uri=f"file://{LAKE}/quality/quality_results")
+gold = Asset(name="medgov_gold_ckd_registry", uri=f"file://{LAKE}/gold/ckd_registry")
+
+DEFAULTS = {"retries": 1, "retry_delay": pendulum.duration(seconds=30)}
+
+
+def _parent():
+    """The Airflow task run as OpenLineage parent of the stage's run."""
+    from medgov.lineage import ParentRun
+
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+
+        ti = get_current_context()["ti"]
+        return ParentRun(lineage_job_namespace(), lineage_job_name(ti), lineage_run_id(ti))
+    except Exception:  # lineage must never stop the data
+        return None
+
+
+def _run(stage: str) -> dict:
+    from medgov.stages import has_work, run_stage
+
+    if not has_work(stage, LAKE, LANDING):
+        raise AirflowSkipException(f"nothing to {stage}")  # no outlet event, downstream stays idle
+    return run_stage(stage, LAKE, LANDING, parent=_parent())
+
+
+@dag(dag_id="medgov_ingest", schedule=[landing_flags], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
+     doc_md="Verified landing batches -> bronze Delta tables + quarantine. Fired by any new `.ready` flag.")
+def medgov_ingest():
+    @task(outlets=[bronze])
+    def ingest() -> dict:
+        return _run("ingest")
+
+    ingest()
+
+
+@dag(dag_id="medgov_normalize", schedule=[bronze], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
+     doc_md="Bronze batches -> FHIR R4 silver tables (pseudonymised, validated resources).")
+def medgov_normalize():
+    @task(outlets=[silver])
+    def normalize() -> dict:
+        return _run("normalize")
+
+    normalize()
+
+
+@dag(dag_id="medgov_validate", schedule=[silver], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
+     doc_md="Great Expectations suites on bronze and silver; blocking failures hold a batch back.")
+def medgov_validate():
+    @task(outlets=[quality])
+    def validate() -> dict:
+        return _run("validate")
+
+    validate()
+
+
+@dag(dag_id="medgov_publish", schedule=[quality], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
+     doc_md="Curated CKD registry (gold) from batches that passed the quality gate, MERGE on patient key.")
+def medgov_publish():
+    @task(outlets=[gold])
+    def publish() -> dict:
+        return _run("publish")
+
+    publish()
+
+
+medgov_ingest()
+medgov_normalize()
+medgov_validate()
+medgov_publish()

@@ -1,0 +1,110 @@
+"""`medgov` command line: generate sample batches, run the pipeline, report on a lake."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typer._click import exceptions as click_exc  # typer ships its own click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from medgov.errors import MedgovError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="medgov: hospital extracts -> bronze -> FHIR R4 silver -> quality gate -> curated Delta datasets.")
+err = Console(stderr=True)
+
+
+@app.command()
+def generate(out: Path = typer.Option(..., help="landing folder to write batches into"),
+             patients: int = typer.Option(300, min=1, help="number of sample patients"),
+             seed: int = typer.Option(7, help="random seed (same seed, same data)")) -> None:
+    """Write realistic sample landing batches (three institutions, one corrupt batch)."""
+    from medgov.generate import generate as gen
+
+    g = gen(out, patients=patients, seed=seed)
+    total = sum(g.rows.values())
+    typer.echo(f"wrote {len(g.batches)} batches, {total} data rows, to {out}")
+
+
+def _stage_progress():
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)
+
+
+@app.command()
+def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ folders with .ready flags"),
+        lake: str = typer.Option(..., help="lake folder (or s3:// URI) to write into")) -> None:
+    """Process every ready batch not yet processed and re-publish what changed."""
+    from medgov.context import make_context
+    from medgov.identity import load_key
+    from medgov.pipeline import run_all
+
+    if not landing.is_dir():
+        raise MedgovError(f"landing folder not found: {landing}")
+    load_key()
+    started = time.monotonic()
+    with _stage_progress() as progress:
+        task = progress.add_task("starting Spark", total=None)
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m))
+        result = run_all(ctx, landing)
+    i, v = result.ingest, result.validate
+    typer.echo(f"ingest: {len(i.accepted)} batch(es) accepted, {len(i.rejected)} rejected, {len(i.unchanged)} unchanged")
+    for k, reason in i.rejected.items():
+        typer.echo(f"  rejected {k}: {reason}")
+    for table, n in i.rows.items():
+        typer.echo(f"  {table}: {n['bronze']} to bronze, {n['quarantined']} quarantined")
+    n = result.normalize
+    if n.batches:
+        typer.echo("normalize: " + ", ".join(f"{t} {c}" for t, c in n.resources.items())
+                   + f" FHIR resources; {sum(n.invalid.values())} invalid; {n.unmapped_lab_codes} lab results with unmapped local codes")
+    if v.checks:
+        typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
+                   f"{v.failed_warnings} warning(s)")
+        for k, fails in v.blocked.items():
+            typer.echo(f"  blocked {k}: {'; '.join(fails[:3])}")
+    for name, rows in result.publish.rows.items():
+        typer.echo(f"publish: gold.{name} {rows} rows (Delta version {result.publish.versions[name]})")
+    typer.echo(f"done in {time.monotonic() - started:.1f} s")
+    ctx.spark.stop()
+
+
+@app.command()
+def report(lake: str = typer.Option(..., help="lake folder written by `medgov run`")) -> None:
+    """Summarise the lake: batches, rows per table, quality per layer, curated datasets."""
+    from medgov.report import render, summary
+
+    render(summary(lake))
+
+
+def main() -> None:
+    """Entry point: user mistakes end as one line on stderr and a non-zero exit."""
+    def fail(message: str, code: int) -> None:
+        print(f"medgov: error: {message}", file=sys.stderr)
+        sys.exit(code)
+
+    try:
+        code = app(standalone_mode=False)
+    except MedgovError as exc:
+        fail(str(exc), 1)
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(0)
+    except click_exc.UsageError as exc:
+        fail(f"{exc.format_message()} (see `medgov --help`)", 2)
+    except click_exc.Abort:
+        fail("aborted", 130)
+    except Exception as exc:  # never a traceback for the user; MEDGOV_DEBUG=1 shows it
+        if os.environ.get("MEDGOV_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        fail(f"{type(exc).__name__}: {first[:300]} (set MEDGOV_DEBUG=1 for details)", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""What the lake holds, summarised for people: `medgov report` and the end of `make demo`.
+
+Reads the Delta tables through `deltalake` only (no Spark): fast and read-only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from medgov import state
+from medgov.errors import MedgovError
+from medgov.lake import BRONZE_TABLES, SILVER_TABLES, Lake
+
+
+def _count(uri: str) -> int | None:
+    return DeltaTable(uri).to_pyarrow_dataset().count_rows() if DeltaTable.is_deltatable(uri) else None
+
+
+def summary(lake_dir: str | Path) -> dict[str, Any]:
+    """Batches, rows per table, quality score per layer, curated tables, report locations."""
+    lake = Lake.at(lake_dir)
+    if lake.is_local and not Path(lake.root).is_dir():
+        raise MedgovError(f"lake folder not found: {lake_dir}")
+    if not DeltaTable.is_deltatable(lake.table("control", "deliveries")):
+        raise MedgovError(f"{lake_dir} holds no medgov lake yet: run `medgov run` first")
+    latest = state.last_deliveries(lake)
+    batches = state.batches(lake)
+    rejected = {k: d["reason"] for k, d in latest.items() if d["status"] == "rejected"}
+    stages = Counter(b["stage"] for b in batches.values())
+
+    quarantined: dict[tuple[str, str], int] = defaultdict(int)
+    reasons: Counter[str] = Counter()
+    if DeltaTable.is_deltatable(lake.quarantine):
+        q = DeltaTable(lake.quarantine).to_pyarrow_table(columns=["layer", "table", "reasons"]).to_pylist()
+        for r in q:
+            quarantined[(r["layer"], r["table"])] += 1
+            for reason in r["reasons"]:
+                reasons[reason.split(":")[0]] += 1
+    tables = []
+    for t in BRONZE_TABLES:
+        tables.append({"layer": "bronze", "table": t, "rows": _count(lake.table("bronze", t)) or 0,
+                       "quarantined": quarantined.get(("bronze", t), 0)})
+    for t in SILVER_TABLES:
+        tables.append({"layer": "silver", "table": t, "rows": _count(lake.table("silver", t)) or 0,
+                       "quarantined": quarantined.get(("silver", t), 0)})
+
+    quality: dict[str, dict[str, Any]] = {}
+    if DeltaTable.is_deltatable(lake.quality_results):
+        res = DeltaTable(lake.quality_results).to_pyarrow_table(columns=["layer", "severity", "success"])
+        for layer in sorted(set(res.column("layer").to_pylist())):
+            part = res.filter(pc.equal(res.column("layer"), layer))
+            ok = sum(part.column("success").to_pylist())
+            failed_blocking = sum(1 for s, sev in zip(part.column("success").to_pylist(), part.column("severity").to_pylist())
+                                  if not s and sev == "blocking")
+            quality[layer] = {"checks": part.num_rows, "passed": ok, "score": ok / part.num_rows if part.num_rows else None,
+                              "blocking_failures": failed_blocking}
+    curated = []
+    gold_root = Path(lake.root) / "gold" if lake.is_local else None
+    for name in sorted(p.name for p in gold_root.iterdir()) if gold_root and gold_root.is_dir() else []:
+        dt = DeltaTable(lake.table("gold", name))
+        curated.append({"table": f"gold.{name}", "rows": dt.to_pyarrow_dataset().count_rows(), "version": dt.version(),
+                        "path": lake.table("gold", name)})
+    return {
+        "batches": {"accepted": len(batches), "rejected": len(rejected), "by_stage": dict(stages)},
+        "rejected": rejected,
+        "blocked": {k: b["blocking_failures"] for k, b in batches.items() if b["stage"] == "blocked"},
+        "tables": tables,
+        "quarantine_reasons": dict(reasons.most_common(10)),
+        "quality": quality,
+        "curated": curated,
+        "data_docs": lake.data_docs_index,
+        "lineage": lake.lineage_file,
+    }
+
+
+def render(s: dict[str, Any]) -> None:
+    """Print the summary as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    b = s["batches"]
+    stages = ", ".join(f"{k} {v}" for k, v in sorted(b["by_stage"].items()))
+    console.print(f"[bold]Batches[/bold]: {b['accepted']} accepted ({stages}), {b['rejected']} rejected")
+    for k, reason in s["rejected"].items():
+        console.print(f"  [red]rejected[/red] {k}: {reason}")
+    for k, n in s["blocked"].items():
+        console.print(f"  [yellow]blocked[/yellow] {k}: {n} blocking quality check(s) failed")
+    t = Table(title="Rows per table")
+    for col in ("layer", "table", "rows", "quarantined"):
+        t.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
+    for r in s["tables"]:
+        t.add_row(r["layer"], r["table"], str(r["rows"]), str(r["quarantined"]))
+    console.print(t)
+    if s["quarantine_reasons"]:
+        console.print("Quarantine reasons: " + "; ".join(f"{k} ({v})" for k, v in s["quarantine_reasons"].items()))
+    q = Table(title="Quality score per layer (share of checks passing)")
+    for col in ("layer", "checks", "passed", "score", "blocking failures"):
+        q.add_column(col)
+    for layer, v in s["quality"].items():
+        q.add_row(layer, str(v["checks"]), str(v["passed"]), f"{v['score']:.1%}", str(v["blocking_failures"]))
+    console.print(q)
+    c = Table(title="Curated datasets")
+    for col in ("table", "rows", "version", "path"):
+        c.add_column(col)
+    for r in s["curated"]:
+        c.add_row(r["table"], str(r["rows"]), str(r["version"]), r["path"])
+    console.print(c)
+    console.print(f"Quality report (GX Data Docs): {s['data_docs']}")
+    console.print(f"Lineage events (OpenLineage JSON lines): {s['lineage']}")

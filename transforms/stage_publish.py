@@ -1,0 +1,68 @@
+"""Stage 4 — publish: curated gold datasets from silver batches that passed the quality gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyspark.sql import functions as F
+
+from medgov import gold_ckd, state
+from medgov.context import Context
+from medgov.lineage import DatasetInfo, stage_run
+from medgov.resources import schema_file
+from medgov.tables import sql_in
+
+PUBLISHABLE = ("validated", "published")
+
+
+@dataclass
+class PublishResult:
+    batches: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int | None] = field(default_factory=dict)
+
+
+def column_metadata(definition: dict) -> dict[str, dict[str, str]]:
+    """Delta column metadata from a dataset definition: comment + GB/T 39725 category and level."""
+    return {name: {"comment": f"{c['comment']} [GB/T 39725: {c['category']}, level {c['level']}]",
+                   "gbt39725.category": c["category"], "gbt39725.level": str(c["level"])}
+            for name, c in definition["columns"].items()}
+
+
+def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
+    """Rebuild the CKD registry from every publishable batch; MERGE on the patient key.
+
+    Runs when batches reached `validated` (default) — batches that are `blocked` stay out.
+    """
+    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "validated")]
+    result = PublishResult(batches=keys)
+    if not keys:
+        return result
+    lake, store = ctx.lake, ctx.store
+    allowed = [k for k, b in state.batches(lake).items() if b["stage"] in PUBLISHABLE]
+    scope = sql_in("batch_key", allowed)
+    definition = schema_file("datasets/ckd_registry.yaml")
+    silver = {t: lake.table("silver", t) for t in ("observation", "condition", "patient")}
+    uri = lake.table("gold", definition["name"])
+    with stage_run(lake, "medgov.publish", ctx.parent) as run:
+        ctx.progress("gold ckd_registry")
+        obs = store.read(silver["observation"], scope) if store.exists(silver["observation"]) else None
+        cond = store.read(silver["condition"], scope) if store.exists(silver["condition"]) else None
+        if obs is None or cond is None or not store.exists(silver["patient"]):
+            raise RuntimeError("silver observation, condition and patient tables are needed to publish")
+        patients = store.read(silver["patient"])
+        registry = gold_ckd.ckd_registry(obs, cond, patients, definition, ctx.run_id).cache()
+        store.merge(uri, registry, ["patient_key"], delete_where="TRUE", run_id=ctx.run_id,
+                    description=definition["description"])
+        store.describe(uri, f"{definition['title']}. {definition['description']}", column_metadata(definition))
+        n = registry.count()
+        registry.unpersist()
+        result.rows[definition["name"]] = n
+        result.versions[definition["name"]] = store.version(uri)
+        for t, u in silver.items():
+            run.inputs.append(DatasetInfo(u))
+        lineage = {out: [(silver[t], c) for t, c in cols] for out, cols in gold_ckd.COLUMN_LINEAGE.items()}
+        run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in registry.schema.fields],
+                                       rows=n, column_lineage=lineage))
+        state.advance(lake, keys, "published", ctx.run_id)
+    return result
