@@ -1,0 +1,155 @@
+"""End to end on generated sample data: every stage, the nothing-lost invariant, re-runs."""
+
+import json
+import shutil
+from collections import Counter
+
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable
+
+from medgov import state
+from medgov.context import make_context
+from medgov.lake import Lake
+from medgov.pipeline import run_all
+
+
+def table(lake, zone, name):
+    return DeltaTable(str(lake / zone / name)).to_pyarrow_table()
+
+
+def test_rejected_batch_recorded_with_reason_and_nothing_published(demo):
+    lake = Lake.at(demo.lake)
+    rejected = {k: d for k, d in state.last_deliveries(lake).items() if d["status"] == "rejected"}
+    assert list(rejected) == ["91350100M000100Y43/20230101-b9"]
+    assert "sha256" in rejected["91350100M000100Y43/20230101-b9"]["reason"]
+    for name in ("lab_result",):
+        keys = set(table(demo.lake, "bronze", name).column("_batch_key").to_pylist())
+        assert "91350100M000100Y43/20230101-b9" not in keys
+    assert "91350100M000100Y43/20230101-b9" not in state.batches(lake)
+
+
+def test_nothing_lost_every_data_row_is_in_bronze_or_quarantine(demo):
+    """For every accepted file: data rows = bronze rows + quarantined rows (by file and line)."""
+    q = table(demo.lake, "bronze", "quarantine").filter(pc.equal(pc.field("layer"), "bronze")).to_pylist()
+    quarantined = Counter((r["batch_key"], r["file"]) for r in q)
+    checked = 0
+    for batch in demo.landing.glob("*/*"):
+        if not batch.is_dir() or batch.name.endswith("b9"):
+            continue
+        manifest = json.loads((batch / "manifest.json").read_text())
+        key = f"{manifest['org_code']}/{manifest['batch_id']}"
+        for f in manifest["files"]:
+            bronze = table(demo.lake, "bronze", f["table"])
+            in_bronze = pc.sum(pc.and_(pc.equal(bronze.column("_batch_key"), key),
+                                       pc.equal(bronze.column("_file"), f["name"]))).as_py() or 0
+            assert in_bronze + quarantined[(key, f["name"])] == f["rows"], (key, f["name"])
+            checked += 1
+    assert checked >= 20 and sum(quarantined.values()) > 0
+
+
+def test_quarantine_reasons_are_specific(demo):
+    reasons = {r for row in table(demo.lake, "bronze", "quarantine").column("reasons").to_pylist() for r in row}
+    assert "missing required value: result" in reasons
+    assert "unparseable datetime in reported_time: '2024-02-30 10:00:00'" in reasons
+    assert "non-numeric value in sbp: '—'" in reasons
+
+
+def test_every_stage_reached(demo):
+    stages = {b["stage"] for b in state.batches(Lake.at(demo.lake)).values()}
+    assert stages == {"published"}
+    for t in ("patient", "encounter", "condition", "observation", "medication_request"):
+        assert table(demo.lake, "silver", t).num_rows > 0
+    assert table(demo.lake, "gold", "ckd_registry").num_rows > 0
+
+
+def test_lab_codes_map_to_loinc_with_unit_conversion(demo):
+    obs = table(demo.lake, "silver", "observation").to_pylist()
+    creat = [o for o in obs if o["loinc"] == "14682-9"]
+    assert creat and {o["unit"] for o in creat} == {"umol/L"}
+    converted = [o for o in creat if o["unit_status"] == "converted"]
+    assert converted, "the mg/dL institution's creatinine should be converted"
+    # 11500000MB1670604W reports creatinine in mg/dl: the generated molar value is restored within rounding
+    assert all(30 < o["value"] < 600 for o in converted)
+    res = json.loads(converted[0]["resource_json"])
+    assert res["valueQuantity"]["unit"] == "umol/L" and res["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+
+
+def test_unmapped_codes_are_kept_under_the_local_system(demo):
+    obs = table(demo.lake, "silver", "observation").to_pylist()
+    unmapped = [o for o in obs if o["category"] == "laboratory" and not o["mapped"]]
+    assert unmapped
+    codings = json.loads(unmapped[0]["resource_json"])["code"]["coding"]
+    assert [c["system"] for c in codings] == [f"urn:medgov:lis:{unmapped[0]['org_code']}"]
+    assert codings[0]["code"] == unmapped[0]["local_code"]
+
+
+def test_icd_original_kept_and_stem_added(demo):
+    cond = table(demo.lake, "silver", "condition").to_pylist()
+    c = next(c for c in cond if c["icd_code"] == "N18.300x001")
+    codings = json.loads(c["resource_json"])["code"]["coding"]
+    assert {"system": "http://hl7.org/fhir/sid/icd-10", "code": "N18.3"} in codings
+    assert {"system": "urn:medgov:icd10-cn", "code": "N18.300x001"} in codings
+
+
+def test_shared_patient_gets_one_pseudonym(demo):
+    xref = table(demo.lake, "silver", "patient_xref").to_pylist()
+    by_person = Counter(r["patient_key"] for r in xref)
+    multi = [k for k, n in by_person.items() if n > 1]
+    assert multi, "the sample has people registered at two institutions"
+    for k in multi:
+        assert len({r["org_code"] for r in xref if r["patient_key"] == k}) > 1
+    patients = table(demo.lake, "silver", "patient")
+    assert len(set(patients.column("id").to_pylist())) == patients.num_rows
+
+
+def test_quality_results_recorded_per_batch_with_categories(demo):
+    res = table(demo.lake, "quality", "quality_results").to_pylist()
+    assert {r["layer"] for r in res} == {"bronze", "silver"}
+    assert {r["category"] for r in res} == {"conformance", "completeness", "plausibility"}
+    assert {r["severity"] for r in res} == {"blocking", "warning"}
+    batches = {r["batch_key"] for r in res}
+    assert len(batches) == 6
+    failed_id = [r for r in res if r["column"] == "id_no_valid" and not r["success"]]
+    assert failed_id and failed_id[0]["severity"] == "warning"  # bad check characters are findings, not crashes
+    assert (demo.lake / "quality/gx/gx/uncommitted/data_docs/local_site/index.html").exists()
+
+
+def test_rerun_changes_nothing(demo, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(demo.lake, lake)
+    versions = {p: DeltaTable(str(p)).version() for p in lake.glob("*/*") if (p / "_delta_log").is_dir()}
+    result = run_all(make_context(str(lake)), demo.landing)
+    assert result.ingest.accepted == [] and result.ingest.rejected == {}
+    assert len(result.ingest.unchanged) == 7
+    after = {p: DeltaTable(str(p)).version() for p in versions}
+    assert after == versions
+
+
+def test_corrected_redelivery_replaces_the_batch(demo, tmp_path):
+    lake, landing = tmp_path / "lake", tmp_path / "landing"
+    shutil.copytree(demo.lake, lake)
+    shutil.copytree(demo.landing, landing)
+    folder = landing / "H33030200001" / "20230101-b2"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    lab = (folder / "lab_result.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lab[:-3]  # the correction withdraws the last three results
+    raw = "".join(kept).encode("utf-8")
+    import hashlib
+    for f in manifest["files"]:
+        if f["name"] == "lab_result.csv":
+            f["rows"], f["sha256"] = len(kept) - 1, hashlib.sha256(raw).hexdigest()
+    (folder / "lab_result.csv").write_bytes(raw)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (landing / "H33030200001" / "20230101-b2.ready").touch()
+    result = run_all(make_context(str(lake)), landing)
+    assert result.ingest.accepted == ["H33030200001/20230101-b2"]
+    bronze = table(lake, "bronze", "lab_result")
+    n = pc.sum(pc.equal(bronze.column("_batch_key"), "H33030200001/20230101-b2")).as_py()
+    q = table(lake, "bronze", "quarantine").to_pylist()
+    nq = sum(1 for r in q if r["batch_key"] == "H33030200001/20230101-b2" and r["table"] == "lab_result")
+    assert n + nq == len(kept) - 1
+    assert state.batches(Lake.at(lake))["H33030200001/20230101-b2"]["stage"] == "published"
+    obs = table(lake, "silver", "observation")
+    before = table(demo.lake, "silver", "observation")
+    assert obs.num_rows < before.num_rows  # withdrawn results are gone from silver too
