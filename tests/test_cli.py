@@ -1,0 +1,68 @@
+"""The `medgov` command: one-line errors with non-zero exits, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MEDGOV = [str(Path(sys.executable).with_name("medgov"))]
+
+
+def run(*args, env=None):
+    e = {**os.environ, **(env or {})}
+    return subprocess.run(MEDGOV + list(args), capture_output=True, text=True, env=e, timeout=300)
+
+
+@pytest.mark.parametrize("args,needle,code", [
+    (["--no-such-option"], "No such option", 2),
+    (["run", "--landing", "/no/such/dir", "--lake", "/tmp/x"], "landing folder not found", 1),
+    (["report", "--lake", "/no/such/lake"], "lake folder not found", 1),
+    (["generate", "--out", "/tmp/x", "--patients", "many"], "Invalid value", 2),
+    (["run", "--lake", "/tmp/x"], "Missing option", 2),
+])
+def test_user_mistakes_are_one_line(args, needle, code):
+    p = run(*args)
+    assert p.returncode == code
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("medgov: error:")
+    assert "Traceback" not in p.stderr
+
+
+def test_run_without_key_is_an_error(tmp_path):
+    (tmp_path / "landing").mkdir()
+    p = run("run", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"),
+            env={"MEDGOV_PSEUDONYM_KEY": "", "MEDGOV_PSEUDONYM_KEY_FILE": ""})
+    assert p.returncode == 1 and "no pseudonym key" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "lake").exists()
+
+
+def test_report_on_an_empty_folder(tmp_path):
+    p = run("report", "--lake", str(tmp_path))
+    assert p.returncode == 1 and "no medgov lake yet" in p.stderr
+
+
+def test_generate_writes_ready_batches(tmp_path):
+    p = run("generate", "--out", str(tmp_path / "l"), "--patients", "20", "--seed", "3")
+    assert p.returncode == 0, p.stderr
+    assert len(list((tmp_path / "l").glob("*/*.ready"))) == 7
+
+
+def test_report_prints_the_summary(demo):
+    p = run("report", "--lake", str(demo.lake), env={"COLUMNS": "200"})
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert "6 accepted" in out and "1 rejected" in out and "gold.ckd_registry" in out
+    assert "Quality score per layer" in out and "index.html" in out and "events.jsonl" in out
+
+
+def test_report_summary_numbers(demo):
+    from medgov.report import summary
+
+    s = summary(demo.lake)
+    assert s["batches"] == {"accepted": 6, "rejected": 1, "by_stage": {"published": 6}}
+    lab = next(t for t in s["tables"] if t["layer"] == "bronze" and t["table"] == "lab_result")
+    assert lab["quarantined"] == 12 and lab["rows"] > 0
+    assert set(s["quality"]) == {"bronze", "silver"}
+    assert 0 < s["quality"]["silver"]["score"] <= 1
