@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
 
 from medgov.airflow_trigger import LandingZoneTrigger
@@ -100,7 +100,7 @@ def medgov_publish():
     publish()
 
 
-medgov_ingest()
-medgov_normalize()
-medgov_validate()
-medgov_publish()
+ingest_dag = medgov_ingest()
+normalize_dag = medgov_normalize()
+validate_dag = medgov_validate()
+publish_dag = medgov_publish()

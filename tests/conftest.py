@@ -33,7 +33,9 @@ def _env(tmp_path_factory):
 def spark():
     from medgov.spark import get_spark
 
-    return get_spark("medgov-tests")
+    session = get_spark("medgov-tests")
+    yield session
+    session.stop()
 
 
 @dataclass
