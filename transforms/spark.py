@@ -52,6 +52,11 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "4g"))
     )
+    jars = os.environ.get("MEDGOV_DELTA_JARS")  # local delta-spark + delta-storage jars, comma-separated
+    if jars:
+        builder = (builder.config("spark.jars", jars)
+                   .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+                   .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("MEDGOV_SPARK_LOG_LEVEL", "ERROR"))
     return spark
