@@ -56,51 +56,26 @@ def _run(stage: str) -> dict:
     return run_stage(stage, LAKE, LANDING, parent=_parent())
 
 
-@dag(dag_id="medgov_ingest", schedule=[landing_flags], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
-     doc_md="Verified landing batches -> bronze Delta tables + quarantine. Fired by any new `.ready` flag.")
-def medgov_ingest():
-    @task(outlets=[bronze])
-    def ingest() -> dict:
-        return _run("ingest")
+def stage_dag(stage: str, schedule: list[Asset], outlet: Asset, doc: str):
+    """One DAG per stage: a single task that runs the stage on its backlog and emits `outlet`."""
 
-    ingest()
+    @dag(dag_id=f"medgov_{stage}", schedule=schedule, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+         catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"], doc_md=doc)
+    def pipeline_stage():
+        @task(task_id=stage, outlets=[outlet])
+        def run() -> dict:
+            return _run(stage)
 
+        run()
 
-@dag(dag_id="medgov_normalize", schedule=[bronze], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
-     doc_md="Bronze batches -> FHIR R4 silver tables (pseudonymised, validated resources).")
-def medgov_normalize():
-    @task(outlets=[silver])
-    def normalize() -> dict:
-        return _run("normalize")
-
-    normalize()
+    return pipeline_stage()
 
 
-@dag(dag_id="medgov_validate", schedule=[silver], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
-     doc_md="Great Expectations suites on bronze and silver; blocking failures hold a batch back.")
-def medgov_validate():
-    @task(outlets=[quality])
-    def validate() -> dict:
-        return _run("validate")
-
-    validate()
-
-
-@dag(dag_id="medgov_publish", schedule=[quality], start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-     catchup=False, max_active_runs=1, default_args=DEFAULTS, tags=["medgov"],
-     doc_md="Curated CKD registry (gold) from batches that passed the quality gate, MERGE on patient key.")
-def medgov_publish():
-    @task(outlets=[gold])
-    def publish() -> dict:
-        return _run("publish")
-
-    publish()
-
-
-ingest_dag = medgov_ingest()
-normalize_dag = medgov_normalize()
-validate_dag = medgov_validate()
-publish_dag = medgov_publish()
+ingest_dag = stage_dag("ingest", [landing_flags], bronze,
+                       "Verified landing batches -> bronze Delta tables + quarantine. Fired by any new `.ready` flag.")
+normalize_dag = stage_dag("normalize", [bronze], silver,
+                          "Bronze batches -> FHIR R4 silver tables (pseudonymised, validated resources).")
+validate_dag = stage_dag("validate", [silver], quality,
+                         "Great Expectations suites on bronze and silver; blocking failures hold a batch back.")
+publish_dag = stage_dag("publish", [quality], gold,
+                        "Curated CKD registry (gold) from batches that passed the quality gate, MERGE on patient key.")

@@ -24,6 +24,11 @@ from medgov.identity import pseudonym
 COMMON = ("id string, patient_key string, org_code string, batch_id string, batch_key string, "
           "source_file string, source_line long, resource_json string, error string")
 
+# lab results and vital signs both become Observations with the same flattened columns
+OBSERVATION_FLAT = ("encounter_id string, category string, loinc string, local_code string, mapped boolean, "
+                    "value double, comparator string, unit string, unit_status string, value_string string, "
+                    "effective_time timestamp, issued_time timestamp, components map<string,double>")
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -48,13 +53,9 @@ SPECS: tuple[Spec, ...] = (
          "encounter_id string, icd_code string, icd_stem string, icd_category string, "
          "icd_manifestations array<string>, diag_type string, principal boolean, recorded_time timestamp"),
     Spec("lab_result", "observation", "Observation", fb.build_lab,
-         "encounter_id string, category string, loinc string, local_code string, mapped boolean, value double, "
-         "comparator string, unit string, unit_status string, value_string string, effective_time timestamp, "
-         "issued_time timestamp, components map<string,double>"),
+         OBSERVATION_FLAT),
     Spec("vital_sign", "observation", "Observation", fb.build_vitals,
-         "encounter_id string, category string, loinc string, local_code string, mapped boolean, value double, "
-         "comparator string, unit string, unit_status string, value_string string, effective_time timestamp, "
-         "issued_time timestamp, components map<string,double>"),
+         OBSERVATION_FLAT),
     Spec("prescription", "medication_request", "MedicationRequest", fb.build_medication,
          "encounter_id string, drug_code string, atc_code string, dose double, dose_unit string, frequency string, "
          "route string, days double, authored_time timestamp"),

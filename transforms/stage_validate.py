@@ -49,6 +49,20 @@ def _assertions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
+def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key_col: str,
+                      keys: list[str]) -> list[dict[str, Any]]:
+    """Run `suite` once per batch present in `view` (cached once for all of them)."""
+    view = view.cache()
+    present = {r[0] for r in view.groupBy(key_col).count().collect()}
+    rows: list[dict[str, Any]] = []
+    for k in keys:
+        if k in present:
+            ctx.progress(f"validate {suite} {k}")
+            rows += runner.validate(suite, view.where(F.col(key_col) == k), k, ctx.run_id)
+    view.unpersist()
+    return rows
+
+
 def write_results(ctx: Context, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """Replace the quality results of these batches in one commit."""
     uri = ctx.lake.quality_results
@@ -75,14 +89,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             uri = lake.table("bronze", table)
             if not store.exists(uri):
                 continue
-            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key).cache()
-            present = {r[0] for r in view.groupBy("_batch_key").count().collect()}
-            table_rows = []
-            for k in keys:
-                if k in present:
-                    ctx.progress(f"validate bronze.{table} {k}")
-                    table_rows += runner.validate(f"bronze.{table}", view.where(F.col("_batch_key") == k), k, ctx.run_id)
-            view.unpersist()
+            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key)
+            table_rows = _validate_batches(ctx, runner, f"bronze.{table}", view, "_batch_key", keys)
             rows += table_rows
             run.inputs.append(DatasetInfo(uri, assertions=_assertions(table_rows)))
         silver = {t: lake.table("silver", t) for t in SILVER_TABLES}
@@ -91,14 +99,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         for table in SILVER_TABLES:
             if table == "patient_xref" or not store.exists(silver[table]):
                 continue
-            view = silver_view(store.read(silver[table], sql_in("batch_key", keys)), table, patients, encounters).cache()
-            present = {r[0] for r in view.groupBy("batch_key").count().collect()}
-            table_rows = []
-            for k in keys:
-                if k in present:
-                    ctx.progress(f"validate silver.{table} {k}")
-                    table_rows += runner.validate(f"silver.{table}", view.where(F.col("batch_key") == k), k, ctx.run_id)
-            view.unpersist()
+            view = silver_view(store.read(silver[table], sql_in("batch_key", keys)), table, patients, encounters)
+            table_rows = _validate_batches(ctx, runner, f"silver.{table}", view, "batch_key", keys)
             rows += table_rows
             run.inputs.append(DatasetInfo(silver[table], assertions=_assertions(table_rows)))
         runner.build_docs()
