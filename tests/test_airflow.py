@@ -65,6 +65,24 @@ def test_trigger_fires_for_any_new_flag_and_serializes(tmp_path):
     assert event.payload == {"batches": ["H33030200001/any-batch-name"]}
 
 
+def test_dags_folder_imports_cleanly(tmp_path):
+    """The DAG processor's view: four DAGs, no import errors, chained by assets."""
+    env = airflow_env(tmp_path / "airflow", tmp_path / "landing", tmp_path / "lake")
+    script = (
+        "from airflow.models.dagbag import DagBag\n"
+        "bag = DagBag(%r)\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "for dag_id, d in sorted(bag.dags.items()):\n"
+        "    print('DAG', dag_id, [t.task_id for t in d.tasks], sorted(a.name for t in d.tasks for a in t.outlets))\n"
+        % str(DAGS))
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    dags = sorted(line.split(" ", 2)[1:] for line in p.stdout.splitlines() if line.startswith("DAG "))
+    assert dags == [["medgov_ingest", "['ingest'] ['medgov_bronze']"],
+                    ["medgov_normalize", "['normalize'] ['medgov_silver']"],
+                    ["medgov_publish", "['publish'] ['medgov_gold_ckd_registry']"],
+                    ["medgov_validate", "['validate'] ['medgov_quality']"]], p.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_every_dag_runs_with_dag_test(tmp_path):
     from medgov.generate import generate
