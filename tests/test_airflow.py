@@ -88,7 +88,7 @@ def test_every_dag_runs_with_dag_test(tmp_path):
     from medgov.generate import generate
 
     landing, lake, home = tmp_path / "landing", tmp_path / "lake", tmp_path / "airflow"
-    generate(landing, patients=25, seed=5)
+    gen = generate(landing, patients=25, seed=5)
     env = airflow_env(home, landing, lake)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
     script = (
@@ -104,6 +104,9 @@ def test_every_dag_runs_with_dag_test(tmp_path):
     events = [json.loads(x) for x in (lake / "lineage" / "events.jsonl").read_text().splitlines()]
     parents = {e["job"]["name"]: e["run"]["facets"]["parent"]["job"]["name"] for e in events}
     assert parents["medgov.publish"] == "medgov_publish.publish"  # stage runs name the Airflow task run
+    # nothing identifying in what the tasks logged
+    logs = p.stdout + p.stderr + "".join(f.read_text(errors="replace") for f in home.rglob("*.log"))
+    assert not [i for i in gen.identifiers if len(i) >= 2 and i in logs]
 
 
 def _free_ports(n: int) -> list[int]:

@@ -66,3 +66,18 @@ def test_report_summary_numbers(demo):
     assert lab["quarantined"] == 12 and lab["rows"] > 0
     assert set(s["quality"]) == {"bronze", "silver"}
     assert 0 < s["quality"]["silver"]["score"] <= 1
+
+
+@pytest.mark.slow
+def test_run_prints_what_it_did_and_logs_no_identifier(tmp_path):
+    from medgov.generate import generate
+
+    gen = generate(tmp_path / "landing", patients=15, seed=4)
+    p = run("run", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "ingest: 6 batch(es) accepted, 1 rejected, 0 unchanged" in p.stdout
+    assert "publish: gold.ckd_registry" in p.stdout
+    output = p.stdout + p.stderr
+    assert not [i for i in gen.identifiers if len(i) >= 2 and i in output]
+    again = run("run", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"))
+    assert "0 batch(es) accepted, 0 rejected, 7 unchanged" in again.stdout
