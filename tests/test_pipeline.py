@@ -5,7 +5,6 @@ import shutil
 from collections import Counter
 
 import pyarrow.compute as pc
-import pytest
 from deltalake import DeltaTable
 
 from medgov import state
@@ -153,3 +152,30 @@ def test_corrected_redelivery_replaces_the_batch(demo, tmp_path):
     obs = table(lake, "silver", "observation")
     before = table(demo.lake, "silver", "observation")
     assert obs.num_rows < before.num_rows  # withdrawn results are gone from silver too
+
+
+def test_results_delivered_before_their_patient_are_relinked(tmp_path):
+    """Labs arrive first (subject unknown: local key); the patient file arrives later with a
+    valid identity number: the earlier labs move to the person pseudonym."""
+    from batches import lab_csv, lab_row, write_batch
+    from medgov.identity import person_key
+    from conftest import TEST_KEY
+
+    org, landing, lake = "H33030200001", tmp_path / "landing", tmp_path / "lake"
+    write_batch(landing, org, "labs-first", {"lab_result.csv": ("lab_result", lab_csv([lab_row(1, patient="P77")]), 1)})
+    run_all(make_context(str(lake)), landing)
+    obs = table(lake, "silver", "observation").to_pylist()
+    assert len(obs) == 1
+    early_key = obs[0]["patient_key"]
+    header = "patient_id,id_type,id_no,name,sex_code,birth_date,updated_at\n"
+    patient = (header + "P77,01,11010519491231002X,测试,2,1949-12-31,2024-03-02 08:00:00\n").encode()
+    write_batch(landing, org, "patients-later", {"patient.csv": ("patient", patient, 1)})
+    result = run_all(make_context(str(lake)), landing)
+    assert result.normalize.relinked_patients == 1
+    person = person_key(TEST_KEY.encode(), org, "P77", "01", "11010519491231002X")
+    assert person != early_key
+    [o] = table(lake, "silver", "observation").to_pylist()
+    assert o["patient_key"] == person and o["batch_key"] == f"{org}/labs-first"
+    assert json.loads(o["resource_json"])["subject"] == {"reference": f"Patient/{person}"}
+    assert early_key not in o["resource_json"]
+    assert person in set(table(lake, "silver", "patient").column("id").to_pylist())

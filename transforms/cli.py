@@ -6,7 +6,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer._click import exceptions as click_exc  # typer ships its own click
@@ -62,7 +61,8 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
     n = result.normalize
     if n.batches:
         typer.echo("normalize: " + ", ".join(f"{t} {c}" for t, c in n.resources.items())
-                   + f" FHIR resources; {sum(n.invalid.values())} invalid; {n.unmapped_lab_codes} lab results with unmapped local codes")
+                   + f" FHIR resources; {sum(n.invalid.values())} invalid; {n.unmapped_lab_codes} lab results with unmapped local codes"
+                   + (f"; {n.relinked_patients} patients' earlier resources relinked" if n.relinked_patients else ""))
     if v.checks:
         typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
                    f"{v.failed_warnings} warning(s)")

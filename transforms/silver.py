@@ -140,3 +140,28 @@ def silver_quarantine(df: DataFrame, table: str, run_id: str) -> DataFrame:
         F.array("error").alias("reasons"), F.col("resource_json").alias("record"), F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("quarantined_at"),
     )
+
+
+def link_changes(new_xref: DataFrame, old_xref: DataFrame | None) -> DataFrame:
+    """(org_code, old_key, new_key) for local patients whose person key changes with this delivery.
+
+    Before a local patient is in the cross-reference, its resources carry its own source key
+    (see `resolve_patient`); afterwards, the person key the patient file established.
+    """
+    new = new_xref.select("source_key", "org_code", F.col("patient_key").alias("new_key"))
+    if old_xref is None:
+        joined = new.withColumn("old_key", F.col("source_key"))
+    else:
+        old = old_xref.select("source_key", F.col("patient_key").alias("_old"))
+        joined = new.join(old, "source_key", "left").withColumn("old_key", F.coalesce("_old", "source_key"))
+    return joined.where(F.col("old_key") != F.col("new_key")).select("org_code", "old_key", "new_key")
+
+
+def relink(df: DataFrame, changes: DataFrame) -> DataFrame:
+    """Silver rows whose subject moved to another person key, with key and resource JSON re-pointed."""
+    c = changes.select(F.col("org_code").alias("_org"), "old_key", "new_key")
+    hit = df.join(F.broadcast(c), (df["org_code"] == c["_org"]) & (df["patient_key"] == c["old_key"]))
+    moved = F.replace("resource_json", F.concat(F.lit('"Patient/'), "old_key", F.lit('"')),
+                      F.concat(F.lit('"Patient/'), "new_key", F.lit('"')))
+    return (hit.withColumn("resource_json", moved).withColumn("patient_key", F.col("new_key"))
+            .drop("_org", "old_key", "new_key"))

@@ -21,6 +21,7 @@ class NormalizeResult:
     resources: dict[str, int] = field(default_factory=dict)  # silver table -> resources published
     invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
     unmapped_lab_codes: int = 0
+    relinked_patients: int = 0  # local patients whose earlier resources moved to their person key
 
 
 def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
@@ -40,6 +41,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     xref_uri = lake.table("silver", "patient_xref")
     with stage_run(lake, "medgov.normalize", ctx.parent) as run:
         quarantine_parts: list[DataFrame] = []
+        changes: DataFrame | None = None
         built: dict[str, list[DataFrame]] = {}
         for spec in silver.SPECS:
             src_uri = lake.table("bronze", spec.source)
@@ -60,6 +62,9 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 # the cross-reference first: later tables of this run resolve through it
                 xref_new = silver.latest_per_id(silver.xref_rows(good).withColumnRenamed("source_key", "id"),
                                                 ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
+                old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
+                changes = silver.link_changes(xref_new, old_xref).cache()
+                result.relinked_patients = changes.count()  # materialised before the xref is rewritten
                 store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
                             description="local patient key (keyed hash) -> person pseudonym")
                 run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
@@ -83,6 +88,19 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             n = store.read(uri, sql_in("batch_key", keys)).count()
             result.resources[target] = n
             run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n))
+        if changes is not None and result.relinked_patients:
+            # resources delivered before their patient's demographics follow the person key now known
+            orgs = [r[0] for r in changes.select("org_code").distinct().collect()]
+            scope_old = f"{sql_in('org_code', orgs)} AND NOT ({sql_in('batch_key', keys)})"  # prunes partitions
+            for target in ("encounter", "condition", "observation", "medication_request"):
+                uri = lake.table("silver", target)
+                if store.exists(uri):
+                    ctx.progress(f"relink {target}")
+                    moved = silver.relink(store.read(uri, scope_old), changes).cache()
+                    if moved.count():
+                        store.merge(uri, moved, ["id"], run_id=ctx.run_id)
+                    moved.unpersist()
+            changes.unpersist()
         if quarantine_parts:
             q = quarantine_parts[0]
             for p in quarantine_parts[1:]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from medgov import gold_ckd, state
+from medgov import silver as silver_specs
 from medgov.context import Context
 from medgov.lineage import DatasetInfo, stage_run
 from medgov.resources import schema_file
@@ -29,6 +30,15 @@ def column_metadata(definition: dict) -> dict[str, dict[str, str]]:
             for name, c in definition["columns"].items()}
 
 
+def _silver_or_empty(ctx: Context, target: str, where: str | None) -> DataFrame:
+    """A silver table, or an empty frame of its shape when nothing of that kind was delivered yet."""
+    uri = ctx.lake.table("silver", target)
+    if ctx.store.exists(uri):
+        return ctx.store.read(uri, where)
+    spec = next(s for s in silver_specs.SPECS if s.target == target)
+    return ctx.spark.createDataFrame([], silver_specs.output_schema(spec)).drop("error")
+
+
 def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     """Rebuild the CKD registry from every publishable batch; MERGE on the patient key.
 
@@ -46,11 +56,9 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     uri = lake.table("gold", definition["name"])
     with stage_run(lake, "medgov.publish", ctx.parent) as run:
         ctx.progress("gold ckd_registry")
-        obs = store.read(silver["observation"], scope) if store.exists(silver["observation"]) else None
-        cond = store.read(silver["condition"], scope) if store.exists(silver["condition"]) else None
-        if obs is None or cond is None or not store.exists(silver["patient"]):
-            raise RuntimeError("silver observation, condition and patient tables are needed to publish")
-        patients = store.read(silver["patient"])
+        obs = _silver_or_empty(ctx, "observation", scope)
+        cond = _silver_or_empty(ctx, "condition", scope)
+        patients = _silver_or_empty(ctx, "patient", None)
         registry = gold_ckd.ckd_registry(obs, cond, patients, definition, ctx.run_id).cache()
         store.merge(uri, registry, ["patient_key"], delete_where="TRUE", run_id=ctx.run_id,
                     description=definition["description"])
