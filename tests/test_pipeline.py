@@ -171,7 +171,7 @@ def test_results_delivered_before_their_patient_are_relinked(tmp_path):
     patient = (header + "P77,01,11010519491231002X,测试,2,1949-12-31,2024-03-02 08:00:00\n").encode()
     write_batch(landing, org, "patients-later", {"patient.csv": ("patient", patient, 1)})
     result = run_all(make_context(str(lake)), landing)
-    assert result.normalize.relinked_patients == 1
+    assert result.normalize.relinked_resources == 1
     person = person_key(TEST_KEY.encode(), org, "P77", "01", "11010519491231002X")
     assert person != early_key
     [o] = table(lake, "silver", "observation").to_pylist()

@@ -62,7 +62,7 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
     if n.batches:
         typer.echo("normalize: " + ", ".join(f"{t} {c}" for t, c in n.resources.items())
                    + f" FHIR resources; {sum(n.invalid.values())} invalid; {n.unmapped_lab_codes} lab results with unmapped local codes"
-                   + (f"; {n.relinked_patients} patients' earlier resources relinked" if n.relinked_patients else ""))
+                   + (f"; {n.relinked_resources} earlier resources relinked to their patient" if n.relinked_resources else ""))
     if v.checks:
         typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
                    f"{v.failed_warnings} warning(s)")

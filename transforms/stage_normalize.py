@@ -21,7 +21,7 @@ class NormalizeResult:
     resources: dict[str, int] = field(default_factory=dict)  # silver table -> resources published
     invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
     unmapped_lab_codes: int = 0
-    relinked_patients: int = 0  # local patients whose earlier resources moved to their person key
+    relinked_resources: int = 0  # earlier resources moved to the person key their patient file established
 
 
 def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
@@ -64,7 +64,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                                                 ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
                 old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
                 changes = silver.link_changes(xref_new, old_xref).cache()
-                result.relinked_patients = changes.count()  # materialised before the xref is rewritten
+                n_changes = changes.count()  # materialised before the xref is rewritten
                 store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
                             description="local patient key (keyed hash) -> person pseudonym")
                 run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
@@ -88,7 +88,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             n = store.read(uri, sql_in("batch_key", keys)).count()
             result.resources[target] = n
             run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n))
-        if changes is not None and result.relinked_patients:
+        if changes is not None and n_changes:
             # resources delivered before their patient's demographics follow the person key now known
             orgs = [r[0] for r in changes.select("org_code").distinct().collect()]
             scope_old = f"{sql_in('org_code', orgs)} AND NOT ({sql_in('batch_key', keys)})"  # prunes partitions
@@ -97,7 +97,9 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 if store.exists(uri):
                     ctx.progress(f"relink {target}")
                     moved = silver.relink(store.read(uri, scope_old), changes).cache()
-                    if moved.count():
+                    n_moved = moved.count()
+                    result.relinked_resources += n_moved
+                    if n_moved:
                         store.merge(uri, moved, ["id"], run_id=ctx.run_id)
                     moved.unpersist()
             changes.unpersist()
