@@ -52,7 +52,3 @@ class Lake:
     @property
     def lineage_file(self) -> str:
         return f"{self.root}/lineage/events.jsonl"
-
-    @property
-    def private_dir(self) -> str:
-        return f"{self.root}/_private"

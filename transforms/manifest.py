@@ -91,8 +91,8 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def read_manifest(batch: BatchRef) -> tuple[Manifest, str]:
-    """Parse and check `manifest.json`; returns it with its sha256 (the batch fingerprint)."""
+def read_manifest(batch: BatchRef) -> Manifest:
+    """Parse and check `manifest.json` (the batch fingerprint is computed over the whole folder)."""
     path = batch.folder / "manifest.json"
     if not batch.folder.is_dir():
         raise BatchRejected(f"ready flag without batch folder {batch.org_code}/{batch.batch_id}/")
@@ -118,7 +118,7 @@ def read_manifest(batch: BatchRef) -> tuple[Manifest, str]:
     names = [f.name for f in manifest.files]
     if len(set(names)) != len(names):
         raise BatchRejected("manifest lists the same file twice")
-    return manifest, hashlib.sha256(raw).hexdigest()
+    return manifest
 
 
 def check_files(batch: BatchRef, manifest: Manifest) -> dict[str, bytes]:

@@ -39,7 +39,7 @@ def fingerprint(batch: BatchRef) -> str:
 
 def read_batch(batch: BatchRef, ingested_at) -> dict[str, pa.Table]:
     """Verify one batch and parse its files; raises BatchRejected with the reason."""
-    manifest, _ = read_manifest(batch)
+    manifest = read_manifest(batch)
     contents = check_files(batch, manifest)
     tables: dict[str, pa.Table] = {}
     for f in manifest.files:

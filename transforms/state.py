@@ -16,8 +16,6 @@ from deltalake import DeltaTable, write_deltalake
 
 from medgov.lake import Lake
 
-STAGES = ("bronze", "silver", "validated", "blocked", "published")
-
 DELIVERY_SCHEMA = pa.schema([
     ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
     ("fingerprint", pa.string()), ("status", pa.string()), ("reason", pa.string()),
@@ -52,10 +50,6 @@ def last_deliveries(lake: Lake) -> dict[str, dict[str, Any]]:
     for row in sorted(_read(_deliveries(lake)), key=lambda r: r["received_at"]):
         latest[row["batch_key"]] = row
     return latest
-
-
-def all_deliveries(lake: Lake) -> list[dict[str, Any]]:
-    return sorted(_read(_deliveries(lake)), key=lambda r: r["received_at"])
 
 
 def record_deliveries(lake: Lake, rows: list[dict[str, Any]]) -> None:
