@@ -11,15 +11,20 @@ LAB_HEADER = ["report_id", "item_seq", "visit_id", "patient_id", "item_code", "i
 
 
 def write_batch(landing: Path, org: str, batch_id: str, files: dict[str, tuple[str, bytes, int]],
-                encoding: str = "utf-8", manifest_overrides: dict | None = None, ready: bool = True) -> Path:
-    """files: name -> (table, raw bytes, declared rows)."""
+                encoding: str | None = "utf-8", manifest_overrides: dict | None = None, ready: bool = True,
+                encodings: dict[str, str | None] | None = None) -> Path:
+    """files: name -> (table, raw bytes, declared rows); `encoding` None leaves it undeclared,
+    `encodings` sets it per file."""
     folder = landing / org / batch_id
     folder.mkdir(parents=True, exist_ok=True)
     entries = []
     for name, (table, raw, rows) in files.items():
         (folder / name).write_bytes(raw)
-        entries.append({"name": name, "table": table, "rows": rows, "sha256": hashlib.sha256(raw).hexdigest(),
-                        "encoding": encoding})
+        entry = {"name": name, "table": table, "rows": rows, "sha256": hashlib.sha256(raw).hexdigest()}
+        declared = (encodings or {}).get(name, encoding)
+        if declared is not None:
+            entry["encoding"] = declared
+        entries.append(entry)
     manifest = {"spec_version": "1", "org_code": org, "batch_id": batch_id, "source_system": "LIS",
                 "extracted_at": "2024-03-01T23:10:00+08:00", "files": entries}
     manifest.update(manifest_overrides or {})
@@ -27,6 +32,17 @@ def write_batch(landing: Path, org: str, batch_id: str, files: dict[str, tuple[s
     if ready:
         (landing / org / f"{batch_id}.ready").touch()
     return folder
+
+
+def csv_bytes(header: list[str], rows: list[list[str]], encoding: str = "utf-8", newline: str = "\n") -> bytes:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator=newline)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue().encode(encoding)
 
 
 def lab_csv(rows: list[list[str]], encoding: str = "utf-8", newline: str = "\n") -> bytes:

@@ -15,7 +15,7 @@ SHAPES = ["2024-03-01 08:30:00", "2024-03-01T08:30:00", "2024-03-01T08:30:00+08:
 
 def typed(spark, table, rows, header):
     text = ",".join(header) + "\n" + "\n".join(",".join(r) for r in rows) + "\n"
-    t = parse(text, "f.csv", contract(table), len(rows))
+    t, _ = parse(text, "f.csv", contract(table), len(rows))
     n = t.num_rows
     for name, value in (("_org_code", "ORG0001"), ("_batch_id", "b1"), ("_batch_key", "ORG0001/b1"), ("_file", "f.csv")):
         t = t.append_column(name, pa.array([value] * n))
@@ -55,7 +55,7 @@ def test_full_width_and_blanks_are_normalised(spark):
 
 def test_missing_required_values_each_get_a_reason(spark):
     [row] = typed(spark, "lab_result", [["R1", "1", "", "CREA", "  ", "20240301"]], LAB)
-    assert sorted(row["_reasons"]) == ["missing required value: patient_id", "missing required value: result"]
+    assert sorted(row["_reasons"]) == ["missing required value in patient_id", "missing required value in result"]
 
 
 @pytest.mark.parametrize("value,ok", [("120", True), ("120.5", True), ("—", False), ("阴性", False), ("<5", False)])
@@ -70,7 +70,7 @@ def test_decimal_columns(spark, value, ok):
 def test_quarantine_rows_mask_direct_identifiers(spark):
     header = ["patient_id", "id_no", "name", "phone", "sex_code", "birth_date", "updated_at"]
     text = ",".join(header) + "\nP1,11010519491231002X,张三,13800000000,1,2024-02-30,20240301\n"
-    t = parse(text, "patient.csv", contract("patient"), 1)
+    t, _ = parse(text, "patient.csv", contract("patient"), 1)
     for name, value in (("_org_code", "ORG0001"), ("_batch_id", "b1"), ("_batch_key", "ORG0001/b1"), ("_file", "patient.csv")):
         t = t.append_column(name, pa.array([value]))
     t = t.append_column("_ingested_at", pa.array([datetime.now(timezone.utc)], pa.timestamp("us", "UTC")))
@@ -80,3 +80,13 @@ def test_quarantine_rows_mask_direct_identifiers(spark):
     for raw in ("11010519491231002X", "张三", "13800000000", "P1"):
         assert raw not in q["record"]
     assert q["line"] == 2 and q["file"] == "patient.csv"
+
+
+def test_arrow_tables_with_empty_chunks_keep_every_row(spark):
+    """A header-only file between two batches' files once lost every row after it."""
+    from medgov.spark import from_arrow
+
+    empty = pa.table({"x": pa.array([], pa.int64())})
+    t = pa.concat_tables([pa.table({"x": [1, 2]}), empty, pa.table({"x": [3, 4, 5]}), empty])
+    assert sorted(r.x for r in from_arrow(spark, t).collect()) == [1, 2, 3, 4, 5]
+    assert from_arrow(spark, pa.concat_tables([empty, empty])).count() == 0

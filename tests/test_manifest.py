@@ -26,7 +26,8 @@ def good(landing, batch="b1", **kw):
 
 def test_valid_batch_is_read(tmp_path):
     good(tmp_path)
-    tables = read_batch(ref(tmp_path), NOW)
+    tables, notes = read_batch(ref(tmp_path), NOW)
+    assert notes == []
     t = tables["lab_result"]
     assert t.num_rows == 2
     assert t.column("_line").to_pylist() == [2, 3]
@@ -92,7 +93,7 @@ def test_badly_named_flags_are_reported(tmp_path):
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
 def test_encodings_decode(encoding):
     raw = lab_csv([lab_row(1, result="阴性")], encoding=encoding)
-    t = parse(decode(raw, encoding, "f.csv"), "f.csv", contract("lab_result"), 1)
+    t, _ = parse(decode(raw, encoding, "f.csv")[0], "f.csv", contract("lab_result"), 1)
     assert t.column("result").to_pylist() == ["阴性"]
     assert t.column("report_id").to_pylist() == ["R1"]  # a BOM does not leak into the first header
 
@@ -107,7 +108,7 @@ def test_quoted_newlines_crlf_and_line_numbers():
     rows = [lab_row(1), lab_row(2), lab_row(3)]
     rows[1][5] = "肌酐,\n多行"
     raw = lab_csv(rows, newline="\r\n")
-    t = parse(decode(raw, "utf-8", "f"), "f", contract("lab_result"), 3)
+    t, _ = parse(decode(raw, "utf-8", "f")[0], "f", contract("lab_result"), 3)
     assert t.column("item_name").to_pylist()[1] == "肌酐,\n多行"
     assert t.column("_line").to_pylist() == [2, 3, 5]  # the record after the 2-line field starts on line 5
 
@@ -120,8 +121,8 @@ def test_missing_required_column_rejects():
 
 def test_short_row_is_kept_for_quarantine():
     text = ",".join(["report_id", "item_seq", "patient_id", "item_code", "result", "reported_time"]) + "\nR1,1,P1\n"
-    t = parse(text, "f", contract("lab_result"), 1)
-    assert t.column("_shape_error").to_pylist() == ["row has 3 fields, header has 6"]
+    t, _ = parse(text, "f", contract("lab_result"), 1)
+    assert t.column("_shape_error").to_pylist() == ["wrong number of fields: row has 3, header has 6"]
 
 
 def test_unterminated_quote_rejects():

@@ -49,7 +49,7 @@ def test_nothing_lost_every_data_row_is_in_bronze_or_quarantine(demo):
 
 def test_quarantine_reasons_are_specific(demo):
     reasons = {r for row in table(demo.lake, "bronze", "quarantine").column("reasons").to_pylist() for r in row}
-    assert "missing required value: result" in reasons
+    assert "missing required value in result" in reasons
     assert "unparseable datetime in reported_time: '2024-02-30 10:00:00'" in reasons
     assert "non-numeric value in sbp: '—'" in reasons
 

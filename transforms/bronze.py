@@ -5,12 +5,18 @@ Pure DataFrame -> DataFrame transforms; reading files and writing tables happen 
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medgov.contracts import Contract, formats
 from medgov.extract_csv import SHAPE_ERROR
 from medgov.identity import FULLWIDTH, HALFWIDTH
+
+# FHIR R4 datatypes: "strings SHALL NOT exceed 1MB (1024*1024 characters) in size"
+MAX_TEXT = 1024 * 1024
+# characters of one value shown in a quarantine record: enough to act on, not a copy of a document
+SHOWN = 200
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"  # `1,234` / `12,345.6`: a grouping comma, not a decimal comma
 
 LINEAGE_COLUMNS = ["_org_code", "_batch_id", "_batch_key", "_file", "_line", "_ingested_at"]
 QUARANTINE_COLUMNS = ["layer", "org_code", "batch_id", "batch_key", "table", "file", "line", "record_id",
@@ -42,6 +48,8 @@ def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
         raw = clean_text(F.col(col.name))
         if col.type == "str":
             value = raw
+            reasons.append(_reason(F.length(raw) > MAX_TEXT,
+                                   f"value too long in {col.name}: over {MAX_TEXT} characters (FHIR string limit)"))
         elif col.type in ("date", "datetime"):
             ts = parse_timestamp(raw, fmt["datetime"])
             value = ts.cast("date") if col.type == "date" else ts
@@ -49,17 +57,34 @@ def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
             reasons.append(_reason(raw.isNotNull() & value.isNull(),
                                    F.concat(F.lit(f"unparseable {col.type} in {col.name}: '"), shown, F.lit("'"))))
         elif col.type == "decimal":
-            value = raw.try_cast("double")
+            value = F.when(raw.rlike(_THOUSANDS), F.regexp_replace(raw, ",", "")).otherwise(raw).try_cast("double")
             shown = F.substring(raw, 1, 40)
             reasons.append(_reason(raw.isNotNull() & value.isNull(),
                                    F.concat(F.lit(f"non-numeric value in {col.name}: '"), shown, F.lit("'"))))
         else:  # a contract typo must fail loudly in development, not silently in production
             raise ValueError(f"unknown column type {col.type!r} in contract {contract.table}")
         if col.required:
-            reasons.append(_reason(raw.isNull(), f"missing required value: {col.name}"))
+            reasons.append(_reason(raw.isNull(), f"missing required value in {col.name}"))
         typed.append(value.alias(col.name))
     reason_array = F.filter(F.array(*reasons), lambda r: r.isNotNull())
-    return df.select(*typed, *[F.col(c) for c in LINEAGE_COLUMNS], reason_array.alias("_reasons"))
+    typed_rows = df.select(*typed, *[F.col(c) for c in LINEAGE_COLUMNS], reason_array.alias("_reasons"))
+    return mark_duplicates(typed_rows, contract)
+
+
+def mark_duplicates(df: DataFrame, contract: Contract) -> DataFrame:
+    """Within one batch a key must occur once: of otherwise valid rows sharing a key, the last
+    line wins and each earlier one gets a reason naming the winning line (nothing dropped
+    silently). A later *batch* delivering the same key is an update, handled in silver."""
+    clean = F.size("_reasons") == 0
+    w = Window.partitionBy("_batch_key", clean.alias("_clean"), *contract.key).orderBy(F.col("_line").desc())
+    content = F.struct(*contract.names)
+    winner_line = F.first("_line").over(w)
+    same = content.eqNullSafe(F.first(content).over(w))
+    keys = ", ".join(contract.key)
+    dup = F.when(same, F.concat(F.lit("exact duplicate: superseded by line "), winner_line.cast("string"))).otherwise(
+        F.concat(F.lit(f"duplicate key ({keys}) in this batch: superseded by line "), winner_line.cast("string")))
+    marked = F.when(clean & (F.row_number().over(w) > 1), F.array(dup)).otherwise(F.col("_reasons"))
+    return df.withColumn("_reasons", marked)
 
 
 def publishable(df: DataFrame) -> DataFrame:
@@ -69,10 +94,11 @@ def publishable(df: DataFrame) -> DataFrame:
 
 def masked_record(df: DataFrame, columns: list[str], direct: list[str]) -> Column:
     """The row as JSON with direct identifiers masked: quarantine must not leak them either."""
-    fields = [
-        (F.when(F.col(c).isNotNull(), F.lit("***")) if c in direct else F.col(c).cast("string")).alias(c)
-        for c in columns
-    ]
+    def shown(c: str) -> Column:
+        v = F.col(c).cast("string")
+        return F.when(F.length(v) > SHOWN, F.concat(F.substring(v, 1, SHOWN), F.lit("…"))).otherwise(v)
+
+    fields = [(F.when(F.col(c).isNotNull(), F.lit("***")) if c in direct else shown(c)).alias(c) for c in columns]
     return F.to_json(F.struct(*fields))
 
 

@@ -26,7 +26,7 @@ from medgov.identity import (
 from medgov.resources import schema_file
 
 TZ = ZoneInfo(schema_file("contracts/_formats.yaml")["timezone"])
-_NUMBER = re.compile(r"^(<=|>=|≤|≥|<|>)?\s*([-+]?\d+(?:\.\d+)?)$")
+_NUMBER = re.compile(r"^(<=|>=|≤|≥|<|>)?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def parse_result(text: str) -> tuple[str | None, float | None]:
     if not m:
         return None, None
     comparator = {"≤": "<=", "≥": ">="}.get(m.group(1) or "", m.group(1))
-    return comparator, float(m.group(2))
+    return comparator, float(m.group(2).replace(",", ""))  # `1,234`: grouping commas only
 
 
 def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:

@@ -24,7 +24,8 @@ class ManifestFile(BaseModel):
     table: str
     rows: int = Field(ge=0)
     sha256: str
-    encoding: Literal["utf-8", "utf-8-sig", "gbk", "gb18030"]
+    # extract-spec §1 requires it; when a source leaves it out the bytes are detected and noted
+    encoding: Literal["utf-8", "utf-8-sig", "gbk", "gb18030"] | None = None
 
     @field_validator("name")
     @classmethod

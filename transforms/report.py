@@ -15,10 +15,31 @@ from deltalake import DeltaTable
 from medgov import state
 from medgov.errors import MedgovError
 from medgov.lake import BRONZE_TABLES, SILVER_TABLES, Lake
+from medgov.quality_results import reason_kind
+
+QUARANTINE_SHOWN = 40
 
 
 def _count(uri: str) -> int | None:
     return DeltaTable(uri).to_pyarrow_dataset().count_rows() if DeltaTable.is_deltatable(uri) else None
+
+
+def _failing_checks(lake: Lake) -> list[dict[str, Any]]:
+    """Checks failing in the latest results, with how many batches and rows they fail on."""
+    if not DeltaTable.is_deltatable(lake.quality_results):
+        return []
+    cols = ["layer", "suite", "expectation", "column", "severity", "success", "unexpected_count", "batch_key"]
+    agg: dict[tuple, dict[str, Any]] = {}
+    for r in DeltaTable(lake.quality_results).to_pyarrow_table(columns=cols).to_pylist():
+        if r["success"]:
+            continue
+        k = (r["suite"], r["expectation"], r["column"] or "", r["severity"])
+        a = agg.setdefault(k, {"suite": k[0], "expectation": k[1], "column": k[2], "severity": k[3],
+                               "batches": set(), "rows": 0})
+        a["batches"].add(r["batch_key"])
+        a["rows"] += r["unexpected_count"] or 0
+    out = [{**a, "batches": len(a["batches"])} for a in agg.values()]
+    return sorted(out, key=lambda a: (a["severity"] != "blocking", -a["batches"], a["suite"], a["column"]))
 
 
 def summary(lake_dir: str | Path) -> dict[str, Any]:
@@ -35,12 +56,15 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
 
     quarantined: dict[tuple[str, str], int] = defaultdict(int)
     reasons: Counter[str] = Counter()
+    by_batch: Counter[tuple[str, str, str, str]] = Counter()
     if DeltaTable.is_deltatable(lake.quarantine):
-        q = DeltaTable(lake.quarantine).to_pyarrow_table(columns=["layer", "table", "reasons"]).to_pylist()
+        q = DeltaTable(lake.quarantine).to_pyarrow_table(columns=["layer", "batch_key", "table", "reasons"]).to_pylist()
         for r in q:
             quarantined[(r["layer"], r["table"])] += 1
             for reason in r["reasons"]:
-                reasons[reason.split(":")[0]] += 1
+                kind = reason_kind(reason)[0]  # the detail may quote a value: kinds only
+                reasons[kind] += 1
+                by_batch[(r["batch_key"], r["layer"], r["table"], kind)] += 1
     tables = []
     for t in BRONZE_TABLES:
         tables.append({"layer": "bronze", "table": t, "rows": _count(lake.table("bronze", t)) or 0,
@@ -59,6 +83,7 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
                                   if not s and sev == "blocking")
             quality[layer] = {"checks": part.num_rows, "passed": ok, "score": ok / part.num_rows if part.num_rows else None,
                               "blocking_failures": failed_blocking}
+    failing = _failing_checks(lake)
     curated = []
     gold_root = Path(lake.root) / "gold" if lake.is_local else None
     for name in sorted(p.name for p in gold_root.iterdir()) if gold_root and gold_root.is_dir() else []:
@@ -68,10 +93,14 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
     return {
         "batches": {"accepted": len(batches), "rejected": len(rejected), "by_stage": dict(stages)},
         "rejected": rejected,
+        "notes": {k: list(d["notes"]) for k, d in latest.items() if d["status"] == "accepted" and d.get("notes")},
+        "quarantine": [{"batch_key": b, "layer": layer, "table": t, "reason": kind, "rows": n}
+                       for (b, layer, t, kind), n in sorted(by_batch.items(), key=lambda kv: (-kv[1], kv[0]))],
         "blocked": {k: b["blocking_failures"] for k, b in batches.items() if b["stage"] == "blocked"},
         "tables": tables,
         "quarantine_reasons": dict(reasons.most_common(10)),
         "quality": quality,
+        "failing_checks": failing,
         "curated": curated,
         "data_docs": lake.data_docs_index,
         "lineage": lake.lineage_file,
@@ -91,20 +120,38 @@ def render(s: dict[str, Any]) -> None:
         console.print(f"  [red]rejected[/red] {k}: {reason}")
     for k, n in s["blocked"].items():
         console.print(f"  [yellow]blocked[/yellow] {k}: {n} blocking quality check(s) failed")
+    for k, notes in s["notes"].items():
+        for note in notes:
+            console.print(f"  [cyan]note[/cyan] {k}: {note}")
     t = Table(title="Rows per table")
     for col in ("layer", "table", "rows", "quarantined"):
         t.add_column(col, justify="right" if col in ("rows", "quarantined") else "left")
     for r in s["tables"]:
         t.add_row(r["layer"], r["table"], str(r["rows"]), str(r["quarantined"]))
     console.print(t)
-    if s["quarantine_reasons"]:
-        console.print("Quarantine reasons: " + "; ".join(f"{k} ({v})" for k, v in s["quarantine_reasons"].items()))
+    if s["quarantine"]:
+        shown = s["quarantine"][:QUARANTINE_SHOWN]
+        qt = Table(title="Quarantined rows by batch, table and reason (rows: bronze/quarantine)")
+        for col in ("batch", "layer", "table", "reason", "rows"):
+            qt.add_column(col, justify="right" if col == "rows" else "left")
+        for r in shown:
+            qt.add_row(r["batch_key"], r["layer"], r["table"], r["reason"], str(r["rows"]))
+        console.print(qt)
+        if len(s["quarantine"]) > len(shown):
+            console.print(f"  … {len(s['quarantine']) - len(shown)} more batch/reason combinations in bronze/quarantine")
     q = Table(title="Quality score per layer (share of checks passing)")
     for col in ("layer", "checks", "passed", "score", "blocking failures"):
         q.add_column(col)
     for layer, v in s["quality"].items():
         q.add_row(layer, str(v["checks"]), str(v["passed"]), f"{v['score']:.1%}", str(v["blocking_failures"]))
     console.print(q)
+    if s["failing_checks"]:
+        f = Table(title="Failing checks (latest results; details in the quality results table and Data Docs)")
+        for col in ("severity", "suite", "check", "column", "batches", "rows"):
+            f.add_column(col, justify="right" if col in ("batches", "rows") else "left")
+        for r in s["failing_checks"]:
+            f.add_row(r["severity"], r["suite"], r["expectation"], r["column"], str(r["batches"]), str(r["rows"]))
+        console.print(f)
     c = Table(title="Curated datasets")
     for col in ("table", "rows", "version", "path"):
         c.add_column(col)

@@ -82,6 +82,9 @@ def _mapper(spec: Spec, key: bytes, term: fb.Terminology, schema: StructType) ->
                 except Exception as exc:  # a row the builder cannot handle goes to quarantine, never lost
                     built = [({"resourceType": spec.resource_type}, {"error": f"cannot build {spec.resource_type}: "
                                                                                f"{type(exc).__name__}"})]
+                if not built:  # e.g. a vital-sign row with every measurement empty: recorded, not dropped
+                    built = [({"resourceType": spec.resource_type},
+                              {"error": f"row carries no value: no {spec.resource_type} built"})]
                 for resource, flat in built:
                     error = flat.pop("error", None) or validate(resource)
                     record = {**lineage, **flat, "resource_json": json.dumps(resource, ensure_ascii=False,

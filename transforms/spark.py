@@ -7,7 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 
 from medgov.contracts import formats
 
@@ -65,3 +66,14 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
 def delta_enabled(spark: SparkSession) -> bool:
     """True when the session has the Delta Lake SQL extension (delta-spark jars present)."""
     return "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions", "")
+
+
+def from_arrow(spark: SparkSession, table: pa.Table) -> DataFrame:
+    """A DataFrame of every row of `table`.
+
+    pyspark 4.2's `createDataFrame(pa.Table)` stops at the first empty chunk and silently
+    drops the rows after it (a header-only file concatenated before other batches' files
+    triggers it), so empty record batches are left out first.
+    """
+    batches = [b for b in table.to_batches() if b.num_rows]
+    return spark.createDataFrame(pa.Table.from_batches(batches, schema=table.schema))

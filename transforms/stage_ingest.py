@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 from pyspark.sql import functions as F
 
-from medgov import bronze, state
+from medgov import bronze, quality_results, state
 from medgov.context import Context
 from medgov.contracts import TABLES, contract
 from medgov.errors import MedgovError
 from medgov.extract_csv import decode, parse
 from medgov.lineage import DatasetInfo, stage_run
+from medgov.spark import from_arrow
 from medgov.manifest import BatchRef, BatchRejected, check_files, discover, invalid_flags, read_manifest
-from medgov.tables import sql_in
+from medgov.commits import sql_in
 
 
 @dataclass
@@ -37,14 +39,20 @@ def fingerprint(batch: BatchRef) -> str:
     return h.hexdigest()
 
 
-def read_batch(batch: BatchRef, ingested_at) -> dict[str, pa.Table]:
-    """Verify one batch and parse its files; raises BatchRejected with the reason."""
+def read_batch(batch: BatchRef, ingested_at) -> tuple[dict[str, pa.Table], list[str]]:
+    """Verify one batch and parse its files; raises BatchRejected with the reason.
+
+    Returns the tables and the notes a steward should see (detected encodings, ignored or
+    absent columns): deviations absorbed, never silently.
+    """
     manifest = read_manifest(batch)
     contents = check_files(batch, manifest)
     tables: dict[str, pa.Table] = {}
+    notes: list[str] = []
     for f in manifest.files:
-        text = decode(contents[f.name], f.encoding, f.name)
-        t = parse(text, f.name, contract(f.table), f.rows)
+        text, note = decode(contents[f.name], f.encoding, f.name)
+        t, file_notes = parse(text, f.name, contract(f.table), f.rows)
+        notes += ([note] if note else []) + file_notes
         n = t.num_rows
         lineage = {
             "_org_code": pa.array([batch.org_code] * n, pa.string()),
@@ -56,7 +64,7 @@ def read_batch(batch: BatchRef, ingested_at) -> dict[str, pa.Table]:
         for name, arr in lineage.items():
             t = t.append_column(name, arr)
         tables[f.table] = t
-    return tables
+    return tables, notes
 
 
 def ingest(ctx: Context, landing: str | Path) -> IngestResult:
@@ -75,7 +83,13 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
     parsed: dict[str, dict[str, pa.Table]] = {}
     fingerprints: dict[str, str] = {}
     for bad in invalid_flags(landing):
-        result.rejected[bad] = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
+        reason = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
+        result.rejected[bad] = reason
+        if bad not in seen:
+            org, _, batch_id = bad.partition("/")
+            deliveries.append({"batch_key": bad, "org_code": org, "batch_id": batch_id, "fingerprint": "",
+                               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0,
+                               "status": "rejected", "reason": reason})
     for ref in discover(landing):
         fp = fingerprint(ref)
         if ref.key in seen and seen[ref.key]["fingerprint"] == fp:
@@ -85,7 +99,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         row = {"batch_key": ref.key, "org_code": ref.org_code, "batch_id": ref.batch_id, "fingerprint": fp,
                "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0}
         try:
-            tables = read_batch(ref, received)
+            tables, notes = read_batch(ref, received)
         except BatchRejected as exc:
             result.rejected[ref.key] = str(exc)
             deliveries.append({**row, "status": "rejected", "reason": str(exc)})
@@ -93,15 +107,16 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         parsed[ref.key] = tables
         fingerprints[ref.key] = fp
         result.accepted.append(ref.key)
-        deliveries.append({**row, "status": "accepted", "reason": None, "files": len(tables),
+        deliveries.append({**row, "status": "accepted", "reason": None, "notes": notes, "files": len(tables),
                            "rows_declared": sum(t.num_rows for t in tables.values())})
     if not parsed:
-        state.record_deliveries(ctx.lake, deliveries)
+        _record(ctx, deliveries, [], received)
         return result
 
     keys = sorted(parsed)
     with stage_run(ctx.lake, "medgov.ingest", ctx.parent) as run:
         quarantine_frames = []
+        checks: list[dict] = []
         for table in TABLES:
             c = contract(table)
             pieces = [parsed[k][table] for k in keys if table in parsed[k]]
@@ -110,7 +125,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
                 continue
             ctx.progress(f"bronze {table}")
             if pieces:
-                raw = ctx.spark.createDataFrame(pa.concat_tables(pieces))
+                raw = from_arrow(ctx.spark, pa.concat_tables(pieces))
             else:  # a corrected re-delivery dropped this table: clear its earlier rows
                 raw = ctx.spark.createDataFrame([], _raw_schema(c))
             typed = bronze.apply_contract(raw, c).cache()
@@ -120,6 +135,8 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
             quarantine_frames.append(bronze.quarantined(typed, c, ctx.run_id))
             n_good, n_bad = typed.select(
                 F.sum((F.size("_reasons") == 0).cast("int")), F.sum((F.size("_reasons") > 0).cast("int"))).first()
+            checks += _contract_checks(ctx.run_id, table, typed, {k: parsed[k][table].num_rows for k in keys
+                                                                   if table in parsed[k]}, received)
             result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
             run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
                                            rows=int(n_good or 0)))
@@ -132,13 +149,35 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         run.outputs.append(DatasetInfo(ctx.lake.quarantine, [(f.name, f.dataType.simpleString()) for f in q.schema.fields],
                                        rows=sum(r["quarantined"] for r in result.rows.values())))
         # bookkeeping commits after the data it describes
+        _record(ctx, deliveries, checks, received)
         state.set_batches(ctx.lake, [{
             "batch_key": k, "org_code": k.split("/")[0], "batch_id": k.split("/", 1)[1], "fingerprint": fingerprints[k],
             "stage": "bronze", "quality_passed": None, "blocking_failures": None,
             "rows_declared": sum(t.num_rows for t in parsed[k].values()), "updated_at": state.now(), "run_id": ctx.run_id,
         } for k in keys])
-        state.record_deliveries(ctx.lake, deliveries)
     return result
+
+
+def _contract_checks(run_id: str, table: str, typed, rows: dict[str, int], at) -> list[dict]:
+    """Ingest-layer quality results of one table: quarantined rows per batch and reason kind."""
+    bad = typed.where(F.size("_reasons") > 0)
+    kinds = (bad.select("_batch_key", F.explode("_reasons").alias("reason"))
+             .groupBy("_batch_key", F.split("reason", ": ").getItem(0).alias("kind")).count().collect())
+    quarantined = {r["_batch_key"]: r["count"] for r in bad.groupBy("_batch_key").count().collect()}
+    out: list[dict] = []
+    for key, n in rows.items():
+        reasons = Counter({r["kind"]: r["count"] for r in kinds if r["_batch_key"] == key})
+        out += quality_results.row_results(run_id, key, "ingest", table, *quality_results.CONTRACT_CHECK, n, reasons,
+                                           quarantined.get(key, 0), at)
+    return out
+
+
+def _record(ctx: Context, deliveries: list[dict], checks: list[dict], at) -> None:
+    """Quality results of the delivery attempts, then the delivery log itself."""
+    if deliveries:
+        rows = checks + [r for d in deliveries for r in quality_results.delivery_results(d, at)]
+        quality_results.write(ctx.lake, rows, [d["batch_key"] for d in deliveries], layers=("ingest",))
+    state.record_deliveries(ctx.lake, deliveries)
 
 
 def bronze_scope(keys: list[str]) -> str:

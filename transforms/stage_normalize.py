@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medgov import silver, state
+from medgov import quality_results, silver, state
 from medgov.context import Context
 from medgov.fhir_build import Terminology
 from medgov.identity import key_fingerprint, load_key
 from medgov.lineage import DatasetInfo, stage_run
-from medgov.tables import sql_in
+from medgov.commits import sql_in
 
 
 @dataclass
@@ -28,6 +29,23 @@ def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
     return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
 
 
+def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int]:
+    """One pass over the built rows: per-batch build results for the quality table, and the
+    totals of invalid rows and unmapped lab codes."""
+    unmapped = F.col("error").isNull() & ~F.coalesce(F.col("mapped"), F.lit(True)) if "mapped" in out.columns \
+        else F.lit(False)
+    per_batch = out.groupBy("batch_key", F.split("error", ": ").getItem(0).alias("kind")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(unmapped.cast("int")).alias("unmapped")).collect()
+    at = state.now()
+    for key in sorted({r["batch_key"] for r in per_batch}):
+        rows = [r for r in per_batch if r["batch_key"] == key]
+        kinds = Counter({r["kind"]: r["n"] for r in rows if r["kind"] is not None})
+        checks += quality_results.row_results(ctx.run_id, key, "normalize", spec.source, *quality_results.BUILD_CHECK,
+                                              sum(r["n"] for r in rows), kinds, sum(kinds.values()), at)
+    invalid = sum(r["n"] for r in per_batch if r["kind"] is not None)
+    return invalid, int(sum(r["unmapped"] or 0 for r in per_batch)) if spec.source == "lab_result" else 0
+
+
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     """Build silver for the given batches (default: every batch whose stage is `bronze`)."""
     keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "bronze")]
@@ -41,6 +59,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     xref_uri = lake.table("silver", "patient_xref")
     with stage_run(lake, "medgov.normalize", ctx.parent) as run:
         quarantine_parts: list[DataFrame] = []
+        checks: list[dict] = []
         changes: DataFrame | None = None
         built: dict[str, list[DataFrame]] = {}
         for spec in silver.SPECS:
@@ -70,9 +89,9 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
                 good = good.drop("source_key")
             built.setdefault(spec.target, []).append(good)
-            result.invalid[spec.target] = result.invalid.get(spec.target, 0) + out.where("error IS NOT NULL").count()
-            if spec.source == "lab_result":
-                result.unmapped_lab_codes += out.where("error IS NULL AND NOT mapped").count()
+            n_invalid, n_unmapped = _count_build(ctx, spec, out, checks)
+            result.invalid[spec.target] = result.invalid.get(spec.target, 0) + n_invalid
+            result.unmapped_lab_codes += n_unmapped
 
         for target, parts in built.items():
             df = parts[0]
@@ -109,6 +128,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 q = q.unionByName(p)
             store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
                           partition_by=["layer"], run_id=ctx.run_id)
+        quality_results.write(lake, checks, keys, layers=("normalize",))
         state.advance(lake, keys, "silver", ctx.run_id)
     ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
     return result

@@ -11,7 +11,7 @@ from medgov import silver as silver_specs
 from medgov.context import Context
 from medgov.lineage import DatasetInfo, stage_run
 from medgov.resources import schema_file
-from medgov.tables import sql_in
+from medgov.commits import sql_in
 
 PUBLISHABLE = ("validated", "published")
 

@@ -6,29 +6,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import functions as F
 
-from medgov import state
+from medgov import quality_results, state
 from medgov.context import Context
 from medgov.contracts import TABLES, contract
 from medgov.identity import load_key
 from medgov.lake import SILVER_TABLES
 from medgov.lineage import DatasetInfo, stage_run
 from medgov.quality import QualityRunner
+from medgov.quality_results import RESULTS_SCHEMA
 from medgov.quality_views import bronze_view, silver_view
-from medgov.tables import sql_in
-
-RESULTS_SCHEMA = pa.schema([
-    ("run_id", pa.string()), ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
-    ("layer", pa.string()), ("table", pa.string()), ("suite", pa.string()), ("expectation", pa.string()),
-    ("column", pa.string()), ("description", pa.string()), ("category", pa.string()), ("severity", pa.string()),
-    ("threshold", pa.float64()), ("element_count", pa.int64()), ("unexpected_count", pa.int64()),
-    ("unexpected_percent", pa.float64()), ("observed_value", pa.string()), ("success", pa.bool_()),
-    ("validated_at", pa.timestamp("us", "UTC")),
-])
-
+from medgov.commits import sql_in
 
 @dataclass
 class ValidateResult:
@@ -63,17 +52,6 @@ def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key
     return rows
 
 
-def write_results(ctx: Context, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """Replace the quality results of these batches in one commit."""
-    uri = ctx.lake.quality_results
-    data = pa.Table.from_pylist(rows, RESULTS_SCHEMA)
-    if DeltaTable.is_deltatable(uri):
-        write_deltalake(uri, data, mode="overwrite", predicate=sql_in("batch_key", keys))
-    else:
-        write_deltalake(uri, data, mode="overwrite", partition_by=["layer"],
-                        description="Great Expectations results per run, batch, layer and expectation")
-
-
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     """Validate the given batches (default: those whose stage is `silver`)."""
     keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "silver")]
@@ -104,7 +82,7 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             rows += table_rows
             run.inputs.append(DatasetInfo(silver[table], assertions=_assertions(table_rows)))
         runner.build_docs()
-        write_results(ctx, rows, keys)
+        quality_results.write(lake, rows, keys, layers=("bronze", "silver"))
         run.outputs.append(DatasetInfo(lake.quality_results, [(f.name, str(f.type)) for f in RESULTS_SCHEMA],
                                        rows=len(rows)))
         failures: dict[str, list[str]] = defaultdict(list)

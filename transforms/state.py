@@ -15,11 +15,12 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from medgov.lake import Lake
+from medgov.commits import merge_with_retry, retry_commit
 
 DELIVERY_SCHEMA = pa.schema([
     ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
     ("fingerprint", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-    ("files", pa.int32()), ("rows_declared", pa.int64()), ("received_at", pa.timestamp("us", "UTC")),
+    ("notes", pa.list_(pa.string())), ("files", pa.int32()), ("rows_declared", pa.int64()), ("received_at", pa.timestamp("us", "UTC")),
     ("run_id", pa.string()),
 ])
 BATCH_SCHEMA = pa.schema([
@@ -54,7 +55,8 @@ def last_deliveries(lake: Lake) -> dict[str, dict[str, Any]]:
 
 def record_deliveries(lake: Lake, rows: list[dict[str, Any]]) -> None:
     if rows:
-        write_deltalake(_deliveries(lake), pa.Table.from_pylist(rows, DELIVERY_SCHEMA), mode="append")
+        data = pa.Table.from_pylist(rows, DELIVERY_SCHEMA)
+        retry_commit(lambda: write_deltalake(_deliveries(lake), data, mode="append"))
 
 
 def batches(lake: Lake) -> dict[str, dict[str, Any]]:
@@ -70,12 +72,7 @@ def set_batches(lake: Lake, rows: list[dict[str, Any]]) -> None:
     """Upsert batch states (MERGE on batch_key): one atomic commit."""
     if not rows:
         return
-    data = pa.Table.from_pylist(rows, BATCH_SCHEMA)
-    if not DeltaTable.is_deltatable(lake.batches):
-        write_deltalake(lake.batches, data, mode="overwrite")
-        return
-    (DeltaTable(lake.batches).merge(data, "t.batch_key = s.batch_key", source_alias="s", target_alias="t")
-     .when_matched_update_all().when_not_matched_insert_all().execute())
+    merge_with_retry(lake.batches, pa.Table.from_pylist(rows, BATCH_SCHEMA), ["batch_key"])
 
 
 def advance(lake: Lake, keys: list[str], stage: str, run_id: str, **fields: Any) -> None:

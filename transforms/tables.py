@@ -13,10 +13,11 @@ import os
 from typing import Protocol
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from medgov.commits import merge_with_retry, retry_commit, write_with_retry
 from medgov.spark import delta_enabled
 
 
@@ -37,18 +38,6 @@ class TableStore(Protocol):
     def version(self, uri: str) -> int | None: ...
 
     def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None: ...
-
-
-def sql_in(column: str, values: list[str]) -> str:
-    """`column IN ('a','b')` with quotes escaped; FALSE for an empty list."""
-    if not values:
-        return "FALSE"
-    quoted = ",".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
-    return f"{column} IN ({quoted})"
-
-
-def _commit(run_id: str | None) -> CommitProperties | None:
-    return CommitProperties(custom_metadata={"medgov.run_id": run_id}) if run_id else None
 
 
 class DeltaRsStore:
@@ -79,30 +68,11 @@ class DeltaRsStore:
         return df.where(where) if where else df
 
     def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
-        data = df.toArrow()
-        if not self.exists(uri):
-            write_deltalake(uri, data, partition_by=partition_by, mode="overwrite", description=description,
-                            storage_options=self.storage_options, commit_properties=_commit(run_id))
-            return
-        write_deltalake(uri, data, mode="overwrite", predicate=where, schema_mode=None,
-                        storage_options=self.storage_options, commit_properties=_commit(run_id))
+        write_with_retry(uri, df.toArrow(), where, partition_by, description, self.storage_options, run_id)
 
     def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
-        data = df.toArrow()
-        if not self.exists(uri):
-            write_deltalake(uri, data, partition_by=partition_by, mode="overwrite", description=description,
-                            storage_options=self.storage_options, commit_properties=_commit(run_id))
-            return
-        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        merger = (
-            self.table(uri)
-            .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-        )
-        if delete_where:
-            merger = merger.when_not_matched_by_source_delete(predicate=delete_where)
-        merger.execute()
+        merge_with_retry(uri, df.toArrow(), keys, delete_where, partition_by, description, self.storage_options,
+                         run_id)
 
     def version(self, uri: str) -> int | None:
         return self.table(uri).version() if self.exists(uri) else None
@@ -110,13 +80,12 @@ class DeltaRsStore:
     def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None:
         """Table description and per-column metadata (`comment` is what Spark shows), committed
         only where they differ from what the table already says."""
-        dt = self.table(uri)
-        if dt.metadata().description != description:
-            dt.alter.set_table_description(description)
-        current = {f.name: dict(f.metadata) for f in dt.schema().fields}
+        if self.table(uri).metadata().description != description:
+            retry_commit(lambda: self.table(uri).alter.set_table_description(description))
+        current = {f.name: dict(f.metadata) for f in self.table(uri).schema().fields}
         for name, meta in columns.items():
             if name in current and any(current[name].get(k) != v for k, v in meta.items()):
-                dt.alter.set_column_metadata(name, meta)
+                retry_commit(lambda: self.table(uri).alter.set_column_metadata(name, meta))
 
 
 class SparkDeltaStore:

@@ -1,0 +1,87 @@
+"""Delta commits through delta-rs that survive concurrent writers.
+
+No Spark here: the control tables and the Airflow trigger use these without a session.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable, TypeVar
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+
+def sql_in(column: str, values: list[str]) -> str:
+    """`column IN ('a','b')` with quotes escaped; FALSE for an empty list."""
+    if not values:
+        return "FALSE"
+    quoted = ",".join("'" + v.replace("'", "''") + "'" for v in sorted(set(values)))
+    return f"{column} IN ({quoted})"
+
+
+def _commit(run_id: str | None) -> CommitProperties | None:
+    return CommitProperties(custom_metadata={"medgov.run_id": run_id}) if run_id else None
+
+
+T = TypeVar("T")
+COMMIT_ATTEMPTS = 12
+
+
+def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
+    """Run a Delta commit again when a concurrent writer committed first.
+
+    Delta's optimistic concurrency refuses a commit whose snapshot went stale (two stages,
+    or an Airflow ingest and a publish, writing the control or quality tables together);
+    every action passed here re-reads the table, so running it again is correct.
+    """
+    for attempt in range(attempts):
+        try:
+            return action()
+        except CommitFailedError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def write_with_retry(uri: str, data: pa.Table, where: str, partition_by: list[str] | None = None,
+                     description: str | None = None, storage_options: dict[str, str] | None = None,
+                     run_id: str | None = None) -> None:
+    """Replace the rows matching `where` with `data` (creating the table on first use)."""
+
+    def attempt() -> None:
+        if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+            # mode "error": a racing creator fails and retries into the predicate path,
+            # instead of overwriting the table the other one just created
+            write_deltalake(uri, data, partition_by=partition_by, mode="error", description=description,
+                            storage_options=storage_options, commit_properties=_commit(run_id))
+            return
+        write_deltalake(uri, data, mode="overwrite", predicate=where, storage_options=storage_options,
+                        commit_properties=_commit(run_id))
+
+    retry_commit(attempt)
+
+
+def merge_with_retry(uri: str, data: pa.Table, keys: list[str], delete_where: str | None = None,
+                     partition_by: list[str] | None = None, description: str | None = None,
+                     storage_options: dict[str, str] | None = None, run_id: str | None = None) -> None:
+    """Upsert `data` on `keys`; optionally delete target rows matching `delete_where` that the
+    source no longer holds (a corrected re-delivery withdrawing rows)."""
+    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+
+    def attempt() -> None:
+        if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+            write_deltalake(uri, data, partition_by=partition_by, mode="error", description=description,
+                            storage_options=storage_options, commit_properties=_commit(run_id))
+            return
+        merger = (DeltaTable(uri, storage_options=storage_options)
+                  .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
+                  .when_matched_update_all().when_not_matched_insert_all())
+        if delete_where:
+            merger = merger.when_not_matched_by_source_delete(predicate=delete_where)
+        merger.execute()
+
+    retry_commit(attempt)
