@@ -63,3 +63,27 @@ def demo(tmp_path_factory, spark) -> DemoRun:
 def copy_landing(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+@dataclass
+class ReferenceRun:
+    landing: Path
+    lake: Path
+    tables: dict  # table -> sorted rows without volatile columns (lakes.tables)
+    visible: dict  # batch -> table -> rows a reader sees (lakes.visible_by_batch)
+
+
+@pytest.fixture(scope="session")
+def one_org(tmp_path_factory) -> ReferenceRun:
+    """One institution's two sample batches, run once by `medgov run` without interruption:
+    what crashed and concurrent runs must end up equal to."""
+    from lakes import medgov, tables, visible_by_batch
+    from medgov.generate import generate
+
+    root = tmp_path_factory.mktemp("one_org")
+    landing, lake = root / "landing", root / "reference"
+    generate(landing, patients=24, seed=5)
+    for org in sorted(p for p in landing.iterdir() if p.is_dir())[1:]:
+        shutil.rmtree(org)
+    medgov("run", "--landing", str(landing), "--lake", str(lake))
+    return ReferenceRun(landing, lake, tables(lake), visible_by_batch(lake))

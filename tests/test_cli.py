@@ -64,8 +64,13 @@ def test_report_summary_numbers(demo):
     assert s["batches"] == {"accepted": 6, "rejected": 1, "by_stage": {"published": 6}}
     lab = next(t for t in s["tables"] if t["layer"] == "bronze" and t["table"] == "lab_result")
     assert lab["quarantined"] == 12 and lab["rows"] > 0
-    assert set(s["quality"]) == {"bronze", "silver"}
+    assert set(s["quality"]) == {"ingest", "normalize", "bronze", "silver"}
     assert 0 < s["quality"]["silver"]["score"] <= 1
+    assert s["quality"]["ingest"]["blocking_failures"] == 1  # the corrupt batch's sha256
+    assert s["rejected"] == {"91350100M000100Y43/20230101-b9": s["rejected"]["91350100M000100Y43/20230101-b9"]}
+    assert "sha256" in s["rejected"]["91350100M000100Y43/20230101-b9"]
+    assert sum(q["rows"] for q in s["quarantine"] if q["table"] == "lab_result" and q["layer"] == "bronze") >= 12
+    assert any(f["column"] == "id_no_valid" for f in s["failing_checks"])
 
 
 @pytest.mark.slow

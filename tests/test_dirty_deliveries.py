@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +21,7 @@ import pytest
 from deltalake import DeltaTable
 
 from batches import LAB_HEADER, csv_bytes, write_batch
+from lakes import medgov
 from conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow
@@ -330,14 +328,6 @@ class Dirty:
         return self._tables[(zone, name)]
 
 
-def medgov(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "medgov.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "250", **(env or {})}, timeout=1200)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc
-
-
 @pytest.fixture(scope="module")
 def dirty(tmp_path_factory) -> Dirty:
     root = tmp_path_factory.mktemp("dirty")
@@ -484,3 +474,37 @@ def test_no_raw_identifier_outside_bronze_or_in_the_output(dirty):
         leaked = [i for i in identifiers if i in text]
         assert not leaked, f"{where} holds a raw identifier"
         assert TEST_KEY not in text, where
+
+
+def test_identical_redelivery_changes_nothing_and_a_corrected_one_replaces(dirty, tmp_path):
+    """The same bytes delivered again (new flag, new file times) are recognised; a fixed
+    re-delivery of a rejected batch is accepted and its rejection leaves the report."""
+    import shutil
+
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    shutil.copytree(dirty.landing, landing)
+    shutil.copytree(dirty.lake, lake)
+    _, same = dirty.cases["crlf"]
+    folder = landing / same
+    for f in folder.iterdir():
+        f.write_bytes(f.read_bytes())  # rewritten, identical
+    (landing / f"{same}.ready").unlink()
+    (landing / f"{same}.ready").touch()
+    _, fixed = dirty.cases["sha256-mismatch"]
+    m = json.loads((landing / fixed / "manifest.json").read_text(encoding="utf-8"))
+    for f in m["files"]:
+        f["sha256"] = hashlib.sha256((landing / fixed / f["name"]).read_bytes()).hexdigest()
+    (landing / fixed / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    versions = {p.name: DeltaTable(str(p)).version() for p in (lake / "silver").iterdir()}
+
+    out = medgov("run", "--landing", str(landing), "--lake", str(lake)).stdout
+    assert "ingest: 1 batch(es) accepted, 0 rejected" in out  # rejections already recorded are not repeated
+    deliveries = [d for d in DeltaTable(str(lake / "control" / "deliveries")).to_pyarrow_table().to_pylist()]
+    assert len([d for d in deliveries if d["batch_key"] == same]) == 1  # not taken again
+    assert [d["status"] for d in deliveries if d["batch_key"] == fixed] == ["rejected", "accepted"]
+    assert DeltaTable(str(lake / "silver" / "observation")).version() > versions["observation"]
+    results = DeltaTable(str(lake / "quality" / "quality_results")).to_pyarrow_table().to_pylist()
+    [conform] = [r for r in results if r["batch_key"] == fixed and r["expectation"] == "batch_conforms_to_extract_spec"]
+    assert conform["success"] is True
+    report = medgov("report", "--lake", str(lake)).stdout
+    assert f"rejected {fixed}" not in report and "rejected CASE32/row-count-mismatch" in report

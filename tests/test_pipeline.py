@@ -104,11 +104,15 @@ def test_shared_patient_gets_one_pseudonym(demo):
 
 def test_quality_results_recorded_per_batch_with_categories(demo):
     res = table(demo.lake, "quality", "quality_results").to_pylist()
-    assert {r["layer"] for r in res} == {"bronze", "silver"}
+    assert {r["layer"] for r in res} == {"ingest", "normalize", "bronze", "silver"}
     assert {r["category"] for r in res} == {"conformance", "completeness", "plausibility"}
     assert {r["severity"] for r in res} == {"blocking", "warning"}
-    batches = {r["batch_key"] for r in res}
-    assert len(batches) == 6
+    gx = [r for r in res if r["layer"] in ("bronze", "silver")]
+    assert len({r["batch_key"] for r in gx}) == 6
+    # the rejected batch is a result too: the interface check failed, with the reason
+    rejected = [r for r in res if r["batch_key"].endswith("-b9")]
+    assert [(r["expectation"], r["success"]) for r in rejected] == [("batch_conforms_to_extract_spec", False)]
+    assert "sha256" in rejected[0]["observed_value"]
     failed_id = [r for r in res if r["column"] == "id_no_valid" and not r["success"]]
     assert failed_id and failed_id[0]["severity"] == "warning"  # bad check characters are findings, not crashes
     assert (demo.lake / "quality/gx/gx/uncommitted/data_docs/local_site/index.html").exists()

@@ -48,3 +48,42 @@ def test_bronze_does_hold_the_raw_delivery(demo):
     bronze = json.dumps(DeltaTable(str(demo.lake / "bronze" / "patient")).to_pyarrow_table().to_pylist(), default=str,
                         ensure_ascii=False)
     assert sum(1 for i in demo.generated.identifiers if i in bronze) > 50
+
+
+def test_no_key_in_the_repository():
+    """The demo key lives in an ignored folder; no tracked file assigns a key value."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    assert len(tracked) > 50
+    ignored = subprocess.run(["git", "check-ignore", "-q", "lake/_private/pseudonym.key"], cwd=root)
+    assert ignored.returncode == 0, "the demo key's path must be git-ignored"
+    assignment = re.compile(r"MEDGOV_PSEUDONYM_KEY\s*[=:]\s*['\"]?([^\s'\"$]{16,})")
+    for name in tracked:
+        path = root / name
+        if path.suffix in (".png", ".jpg") or not path.is_file():
+            continue
+        for value in assignment.findall(path.read_text(encoding="utf-8", errors="replace")):
+            assert value == TEST_KEY or "/" in value, f"{name} sets a pseudonym key in the repository"
+
+
+def test_missing_key_stops_every_entry_point_before_it_writes(tmp_path, monkeypatch):
+    """`run_all` (the CLI) and each Airflow stage refuse to start without a key: no silent default."""
+    import pytest
+
+    from medgov.errors import MedgovError
+    from medgov.identity import load_key
+
+    monkeypatch.delenv("MEDGOV_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("MEDGOV_PSEUDONYM_KEY_FILE", raising=False)
+    with pytest.raises(MedgovError, match="no pseudonym key"):
+        load_key()
+    from medgov.stages import run_stage
+
+    for stage in ("ingest", "normalize", "validate", "publish"):
+        with pytest.raises(MedgovError, match="no pseudonym key"):
+            run_stage(stage, str(tmp_path / "lake"), str(tmp_path))
+    assert not (tmp_path / "lake").exists()

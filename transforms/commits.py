@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, DeltaError
 
 
 def sql_in(column: str, values: list[str]) -> str:
@@ -40,8 +40,10 @@ def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
     for attempt in range(attempts):
         try:
             return action()
-        except CommitFailedError:
-            if attempt == attempts - 1:
+        except (CommitFailedError, DeltaError) as exc:
+            # a creator that lost the race to create the table sees "already exists": retry too
+            lost_race = isinstance(exc, CommitFailedError) or "already exists" in str(exc)
+            if not lost_race or attempt == attempts - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
@@ -67,9 +69,11 @@ def write_with_retry(uri: str, data: pa.Table, where: str, partition_by: list[st
 
 def merge_with_retry(uri: str, data: pa.Table, keys: list[str], delete_where: str | None = None,
                      partition_by: list[str] | None = None, description: str | None = None,
-                     storage_options: dict[str, str] | None = None, run_id: str | None = None) -> None:
+                     storage_options: dict[str, str] | None = None, run_id: str | None = None,
+                     update_when: str | None = None) -> None:
     """Upsert `data` on `keys`; optionally delete target rows matching `delete_where` that the
-    source no longer holds (a corrected re-delivery withdrawing rows)."""
+    source no longer holds (a corrected re-delivery withdrawing rows), and update a matched
+    row only when `update_when` holds (a compare-and-set)."""
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
 
     def attempt() -> None:
@@ -79,7 +83,7 @@ def merge_with_retry(uri: str, data: pa.Table, keys: list[str], delete_where: st
             return
         merger = (DeltaTable(uri, storage_options=storage_options)
                   .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
-                  .when_matched_update_all().when_not_matched_insert_all())
+                  .when_matched_update_all(predicate=update_when).when_not_matched_insert_all())
         if delete_where:
             merger = merger.when_not_matched_by_source_delete(predicate=delete_where)
         merger.execute()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 from pyspark.sql import functions as F
 
-from medgov import bronze, quality_results, state
+from medgov import bronze, faults, quality_results, state
 from medgov.context import Context
 from medgov.contracts import TABLES, contract
 from medgov.errors import MedgovError
@@ -78,6 +78,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         raise MedgovError(f"landing folder not found: {landing}")
     result = IngestResult()
     seen = state.last_deliveries(ctx.lake)
+    current = state.batches(ctx.lake)
     received = state.now()
     deliveries: list[dict] = []
     parsed: dict[str, dict[str, pa.Table]] = {}
@@ -92,7 +93,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
                                "status": "rejected", "reason": reason})
     for ref in discover(landing):
         fp = fingerprint(ref)
-        if ref.key in seen and seen[ref.key]["fingerprint"] == fp:
+        if _already_taken(seen.get(ref.key), current.get(ref.key), fp):
             result.unchanged.append(ref.key)
             continue
         ctx.progress(f"ingest {ref.key}")
@@ -110,10 +111,14 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         deliveries.append({**row, "status": "accepted", "reason": None, "notes": notes, "files": len(tables),
                            "rows_declared": sum(t.num_rows for t in tables.values())})
     if not parsed:
-        _record(ctx, deliveries, [], received)
+        _record_checks(ctx, deliveries, [], received)
+        state.record_deliveries(ctx.lake, deliveries)
         return result
 
     keys = sorted(parsed)
+    # Claim first: a re-delivered batch leaves every reader's view (see `visible`) before any of
+    # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
+    state.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], "receiving") for k in keys])
     with stage_run(ctx.lake, "medgov.ingest", ctx.parent) as run:
         quarantine_frames = []
         checks: list[dict] = []
@@ -141,6 +146,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
             run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
                                            rows=int(n_good or 0)))
             typed.unpersist()
+            faults.point(f"ingest.after_table.{table}")
         q = quarantine_frames[0]
         for other in quarantine_frames[1:]:
             q = q.unionByName(other)
@@ -149,13 +155,30 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         run.outputs.append(DatasetInfo(ctx.lake.quarantine, [(f.name, f.dataType.simpleString()) for f in q.schema.fields],
                                        rows=sum(r["quarantined"] for r in result.rows.values())))
         # bookkeeping commits after the data it describes
-        _record(ctx, deliveries, checks, received)
-        state.set_batches(ctx.lake, [{
-            "batch_key": k, "org_code": k.split("/")[0], "batch_id": k.split("/", 1)[1], "fingerprint": fingerprints[k],
-            "stage": "bronze", "quality_passed": None, "blocking_failures": None,
-            "rows_declared": sum(t.num_rows for t in parsed[k].values()), "updated_at": state.now(), "run_id": ctx.run_id,
-        } for k in keys])
+        _record_checks(ctx, deliveries, checks, received)
+        faults.point("ingest.before_bookkeeping")
+        state.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], "bronze") for k in keys])
+        faults.point("ingest.before_delivery_log")
+        state.record_deliveries(ctx.lake, deliveries)
     return result
+
+
+def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:
+    """This content was handled before: rejected, or accepted and through ingest (a crash
+    after the claim leaves the batch `receiving`, and it is taken again)."""
+    if delivery is None or delivery["fingerprint"] != fp:
+        return False
+    if delivery["status"] == "rejected":
+        return True
+    return batch is not None and batch["fingerprint"] == fp and batch["stage"] != "receiving"
+
+
+def _batch_row(ctx: Context, key: str, fingerprint: str, tables: dict[str, pa.Table], stage: str) -> dict:
+    org, batch_id = key.split("/", 1)
+    return {"batch_key": key, "org_code": org, "batch_id": batch_id, "fingerprint": fingerprint, "stage": stage,
+            "quality_passed": None, "blocking_failures": None,
+            "rows_declared": sum(t.num_rows for t in tables.values()), "updated_at": state.now(),
+            "run_id": ctx.run_id}
 
 
 def _contract_checks(run_id: str, table: str, typed, rows: dict[str, int], at) -> list[dict]:
@@ -172,12 +195,11 @@ def _contract_checks(run_id: str, table: str, typed, rows: dict[str, int], at) -
     return out
 
 
-def _record(ctx: Context, deliveries: list[dict], checks: list[dict], at) -> None:
-    """Quality results of the delivery attempts, then the delivery log itself."""
+def _record_checks(ctx: Context, deliveries: list[dict], checks: list[dict], at) -> None:
+    """Quality results of the delivery attempts (ingest layer), replacing earlier ones."""
     if deliveries:
         rows = checks + [r for d in deliveries for r in quality_results.delivery_results(d, at)]
         quality_results.write(ctx.lake, rows, [d["batch_key"] for d in deliveries], layers=("ingest",))
-    state.record_deliveries(ctx.lake, deliveries)
 
 
 def bronze_scope(keys: list[str]) -> str:

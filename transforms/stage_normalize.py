@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medgov import quality_results, silver, state
+from medgov import faults, quality_results, silver, state
 from medgov.context import Context
 from medgov.fhir_build import Terminology
 from medgov.identity import key_fingerprint, load_key
@@ -27,6 +27,24 @@ class NormalizeResult:
 
 def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
     return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+
+
+def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
+    """Move earlier batches' resources to the person key their patient file now establishes."""
+    orgs = [r[0] for r in changes.select("org_code").distinct().collect()]
+    scope_old = f"{sql_in('org_code', orgs)} AND NOT ({sql_in('batch_key', keys)})"  # prunes partitions
+    moved_total = 0
+    for target in ("encounter", "condition", "observation", "medication_request"):
+        uri = ctx.lake.table("silver", target)
+        if ctx.store.exists(uri):
+            ctx.progress(f"relink {target}")
+            moved = silver.relink(ctx.store.read(uri, scope_old), changes).cache()
+            n_moved = moved.count()
+            if n_moved:
+                ctx.store.merge(uri, moved, ["id"], run_id=ctx.run_id)
+            moved_total += n_moved
+            moved.unpersist()
+    return moved_total
 
 
 def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int]:
@@ -48,7 +66,8 @@ def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[d
 
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     """Build silver for the given batches (default: every batch whose stage is `bronze`)."""
-    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "bronze")]
+    taken = state.taken(ctx.lake, "bronze", keys)
+    keys = list(taken)
     result = NormalizeResult(batches=keys)
     if not keys:
         return result
@@ -60,7 +79,6 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     with stage_run(lake, "medgov.normalize", ctx.parent) as run:
         quarantine_parts: list[DataFrame] = []
         checks: list[dict] = []
-        changes: DataFrame | None = None
         built: dict[str, list[DataFrame]] = {}
         for spec in silver.SPECS:
             src_uri = lake.table("bronze", spec.source)
@@ -83,7 +101,12 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                                                 ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
                 old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
                 changes = silver.link_changes(xref_new, old_xref).cache()
-                n_changes = changes.count()  # materialised before the xref is rewritten
+                if changes.count():
+                    # Relink before the cross-reference commits: a crash in between leaves the old
+                    # cross-reference, so the next run computes the same changes and finishes the job.
+                    result.relinked_resources += _relink(ctx, changes, keys)
+                changes.unpersist()
+                faults.point("normalize.before_xref")
                 store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
                             description="local patient key (keyed hash) -> person pseudonym")
                 run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
@@ -107,21 +130,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             n = store.read(uri, sql_in("batch_key", keys)).count()
             result.resources[target] = n
             run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n))
-        if changes is not None and n_changes:
-            # resources delivered before their patient's demographics follow the person key now known
-            orgs = [r[0] for r in changes.select("org_code").distinct().collect()]
-            scope_old = f"{sql_in('org_code', orgs)} AND NOT ({sql_in('batch_key', keys)})"  # prunes partitions
-            for target in ("encounter", "condition", "observation", "medication_request"):
-                uri = lake.table("silver", target)
-                if store.exists(uri):
-                    ctx.progress(f"relink {target}")
-                    moved = silver.relink(store.read(uri, scope_old), changes).cache()
-                    n_moved = moved.count()
-                    result.relinked_resources += n_moved
-                    if n_moved:
-                        store.merge(uri, moved, ["id"], run_id=ctx.run_id)
-                    moved.unpersist()
-            changes.unpersist()
+            faults.point(f"normalize.after_table.{target}")
         if quarantine_parts:
             q = quarantine_parts[0]
             for p in quarantine_parts[1:]:
@@ -129,6 +138,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
                           partition_by=["layer"], run_id=ctx.run_id)
         quality_results.write(lake, checks, keys, layers=("normalize",))
-        state.advance(lake, keys, "silver", ctx.run_id)
+        faults.point("normalize.before_bookkeeping")
+        state.advance(lake, taken, "silver", ctx.run_id, only_from="bronze")
     ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
     return result

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
-from medgov import gold_ckd, state
+from medgov import faults, gold_ckd, state
 from medgov import silver as silver_specs
 from medgov.context import Context
 from medgov.lineage import DatasetInfo, stage_run
@@ -44,7 +44,8 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
 
     Runs when batches reached `validated` (default) — batches that are `blocked` stay out.
     """
-    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "validated")]
+    taken = state.taken(ctx.lake, "validated", keys)
+    keys = list(taken)
     result = PublishResult(batches=keys)
     if not keys:
         return result
@@ -60,10 +61,11 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
         cond = _silver_or_empty(ctx, "condition", scope)
         patients = _silver_or_empty(ctx, "patient", None)
         registry = gold_ckd.ckd_registry(obs, cond, patients, definition, ctx.run_id).cache()
+        n = registry.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
+        faults.point("publish.merge")
         store.merge(uri, registry, ["patient_key"], delete_where="TRUE", run_id=ctx.run_id,
                     description=definition["description"])
         store.describe(uri, f"{definition['title']}. {definition['description']}", column_metadata(definition))
-        n = registry.count()
         registry.unpersist()
         result.rows[definition["name"]] = n
         result.versions[definition["name"]] = store.version(uri)
@@ -72,5 +74,6 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
         lineage = {out: [(silver[t], c) for t, c in cols] for out, cols in gold_ckd.COLUMN_LINEAGE.items()}
         run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in registry.schema.fields],
                                        rows=n, column_lineage=lineage))
-        state.advance(lake, keys, "published", ctx.run_id)
+        faults.point("publish.before_bookkeeping")
+        state.advance(lake, taken, "published", ctx.run_id, only_from="validated")
     return result

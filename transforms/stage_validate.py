@@ -8,7 +8,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from medgov import quality_results, state
+from medgov import faults, quality_results, state
 from medgov.context import Context
 from medgov.contracts import TABLES, contract
 from medgov.identity import load_key
@@ -54,7 +54,8 @@ def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key
 
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     """Validate the given batches (default: those whose stage is `silver`)."""
-    keys = keys if keys is not None else [b["batch_key"] for b in state.in_stage(ctx.lake, "silver")]
+    taken = state.taken(ctx.lake, "silver", keys)
+    keys = list(taken)
     result = ValidateResult()
     if not keys:
         return result
@@ -96,10 +97,11 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         result.passed = [k for k in keys if k not in failures]
         result.blocked = {k: failures[k] for k in keys if k in failures}
         counts = {k: len(failures.get(k, [])) for k in keys}
+        faults.point("validate.before_bookkeeping")
         if result.passed:
-            state.advance(lake, result.passed, "validated", ctx.run_id,
+            state.advance(lake, {k: taken[k] for k in result.passed}, "validated", ctx.run_id, only_from="silver",
                           quality_passed={k: True for k in result.passed}, blocking_failures=counts)
         if result.blocked:
-            state.advance(lake, list(result.blocked), "blocked", ctx.run_id,
+            state.advance(lake, {k: taken[k] for k in result.blocked}, "blocked", ctx.run_id, only_from="silver",
                           quality_passed={k: False for k in result.blocked}, blocking_failures=counts)
     return result

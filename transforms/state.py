@@ -68,21 +68,37 @@ def in_stage(lake: Lake, stage: str) -> list[dict[str, Any]]:
     return sorted((b for b in batches(lake).values() if b["stage"] == stage), key=lambda b: b["batch_key"])
 
 
-def set_batches(lake: Lake, rows: list[dict[str, Any]]) -> None:
-    """Upsert batch states (MERGE on batch_key): one atomic commit."""
+def set_batches(lake: Lake, rows: list[dict[str, Any]], only_from: str | None = None) -> None:
+    """Upsert batch states (MERGE on batch_key): one atomic commit.
+
+    With `only_from`, a batch moves only if it is still in that stage with the same content
+    (fingerprint): a re-delivery claimed by a concurrent ingest is not marked done by a stage
+    that worked on the earlier content.
+    """
     if not rows:
         return
-    merge_with_retry(lake.batches, pa.Table.from_pylist(rows, BATCH_SCHEMA), ["batch_key"])
+    when = f"t.stage = '{only_from}' AND t.fingerprint = s.fingerprint" if only_from else None
+    merge_with_retry(lake.batches, pa.Table.from_pylist(rows, BATCH_SCHEMA), ["batch_key"], update_when=when)
 
 
-def advance(lake: Lake, keys: list[str], stage: str, run_id: str, **fields: Any) -> None:
-    """Move the named batches to `stage` (with optional per-batch fields given as dicts by key)."""
+def taken(lake: Lake, stage: str, keys: list[str] | None = None) -> dict[str, str]:
+    """The batches a stage takes on (default: those in `stage`), with the fingerprint of the
+    content it will read: what `advance` later checks it is still marking."""
+    current = batches(lake)
+    keys = keys if keys is not None else [k for k, b in current.items() if b["stage"] == stage]
+    return {k: current[k]["fingerprint"] for k in sorted(keys)}
+
+
+def advance(lake: Lake, taken_: dict[str, str], stage: str, run_id: str, only_from: str | None = None,
+            **fields: Any) -> None:
+    """Move the batches taken (key -> fingerprint) to `stage`, with optional per-batch fields
+    given as dicts by key; with `only_from`, only those still in that stage with that content."""
     current = batches(lake)
     rows = []
-    for k in keys:
+    for k, fingerprint in taken_.items():
         row = dict(current[k])
-        row.update(stage=stage, updated_at=now(), run_id=run_id)
+        row.update(stage=stage, updated_at=now(), run_id=run_id, fingerprint=fingerprint)
         for name, per_key in fields.items():
             row[name] = per_key[k]
         rows.append(row)
-    set_batches(lake, rows)
+    set_batches(lake, rows, only_from)
