@@ -36,14 +36,11 @@ def _has_gold(lake: Path) -> bool:
     return DeltaTable.is_deltatable(str(lake / "gold" / "ckd_registry"))
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_killed_run_is_invisible_then_converges(one_org, tmp_path, point):
-    landing, expected, expected_visible = one_org.landing, one_org.tables, one_org.visible
-    lake = tmp_path / "lake"
+def _crash(landing: Path, lake: Path, point: str, expected: dict, expected_visible: dict) -> None:
+    """Run until killed at `point`; then check what a reader sees at that moment."""
     crashed = medgov("run", "--landing", str(landing), "--lake", str(lake), env={"MEDGOV_FAULT": point}, check=False)
     assert crashed.returncode == -signal.SIGKILL, f"the run was not killed at {point}: {crashed.stderr[-500:]}"
-
-    # at the moment of the crash: each batch is visible whole (as in the finished run) or not at all
+    # each batch is visible whole (as in the finished run) or not at all
     for batch, per_table in visible_by_batch(lake).items():
         for table, rows in per_table.items():
             assert rows == expected_visible[batch][table], f"{batch} half-visible in {table} after a crash at {point}"
@@ -51,9 +48,28 @@ def test_killed_run_is_invisible_then_converges(one_org, tmp_path, point):
         gold = DeltaTable(str(lake / "gold" / "ckd_registry")).to_pyarrow_table().num_rows
         assert gold in (0, len(expected["gold/ckd_registry"]))  # a MERGE commits whole or not at all
 
+
+def _converges(landing: Path, lake: Path, expected: dict, after: str) -> None:
     again = medgov("run", "--landing", str(landing), "--lake", str(lake))
     assert "Traceback" not in again.stdout + again.stderr
     got = tables(lake)
-    assert sorted(got) == sorted(expected), f"tables differ after a crash at {point}"
+    assert sorted(got) == sorted(expected), f"tables differ after {after}"
     for name in expected:
-        assert got[name] == expected[name], f"{name} differs from the uninterrupted run after a crash at {point}"
+        assert got[name] == expected[name], f"{name} differs from the uninterrupted run after {after}"
+
+
+def test_killed_at_every_point_in_turn_then_converges(one_org, tmp_path):
+    """Each run is killed at the next point, so each recovery is itself interrupted: the run
+    after a kill at point N is the one killed at point N+1. The last run finishes."""
+    lake = tmp_path / "lake"
+    for point in CRASH_POINTS:
+        _crash(one_org.landing, lake, point, one_org.tables, one_org.visible)
+    _converges(one_org.landing, lake, one_org.tables, f"kills at {', '.join(CRASH_POINTS)}")
+
+
+@pytest.mark.parametrize("point", ["ingest.after_table.lab_result", "publish.merge@30"])
+def test_killed_once_then_converges(one_org, tmp_path, point):
+    """A single kill mid-ingest and one inside the MERGE into gold, recovered by a plain run."""
+    lake = tmp_path / "lake"
+    _crash(one_org.landing, lake, point, one_org.tables, one_org.visible)
+    _converges(one_org.landing, lake, one_org.tables, f"a kill at {point}")
