@@ -82,6 +82,28 @@ def report(lake: str = typer.Option(..., help="lake folder written by `medgov ru
     render(summary(lake))
 
 
+@app.command()
+def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov run` (read only)"),
+              export: Path | None = typer.Option(None, help="write a static site into this folder instead of serving"),
+              host: str = typer.Option("127.0.0.1", help="address to listen on"),
+              port: int = typer.Option(8050, min=1, max=65535, help="port to listen on"),
+              lang: str | None = typer.Option(None, help="zh or en (default: the browser's preference)"),
+              batches: int = typer.Option(10, min=2, help="batches shown in each trend")) -> None:
+    """The data steward's quality dashboard: serve it on localhost, or export a static site."""
+    from medgov.dashboard import site, snapshot
+
+    if lang is not None and lang not in ("zh", "en"):
+        raise MedgovError(f"--lang must be zh or en, not {lang!r}")
+    if export is not None:
+        pages = site.export(snapshot.read(lake), export, batches)
+        typer.echo(f"dashboard: {pages} pages written to {export} (open {export / 'index.html'})")
+        return
+    from medgov.dashboard.app import serve
+
+    typer.echo(f"dashboard: http://{host}:{port}/ (read-only view of {lake}; Ctrl-C stops)")
+    serve(lake, host, port, lang, batches)
+
+
 def main() -> None:
     """Entry point: user mistakes end as one line on stderr and a non-zero exit."""
     def fail(message: str, code: int) -> None:

@@ -42,6 +42,10 @@ class Lake:
         return self.table("quality", "quality_results")
 
     @property
+    def check_examples(self) -> str:
+        return self.table("quality", "check_examples")
+
+    @property
     def gx_root(self) -> str:
         return f"{self.root}/quality/gx"
 

@@ -29,7 +29,7 @@ RESULT_COLUMNS = ["run_id", "batch_key", "org_code", "batch_id", "layer", "table
                   "unexpected_percent", "observed_value", "success", "validated_at"]
 
 
-def _column_of(kwargs: dict[str, Any]) -> str | None:
+def column_of(kwargs: dict[str, Any]) -> str | None:
     if "column" in kwargs:
         return kwargs["column"]
     if "column_list" in kwargs:
@@ -91,7 +91,7 @@ class QualityRunner:
                 observed = "error: " + str(r.exception_info.get("exception_message", ""))[:200]
             rows.append({
                 "run_id": run_id, "batch_key": batch_key, "org_code": org, "batch_id": batch_id, "layer": layer,
-                "table": table, "suite": name, "expectation": cfg.type, "column": _column_of(cfg.kwargs),
+                "table": table, "suite": name, "expectation": cfg.type, "column": column_of(cfg.kwargs),
                 "description": meta.get("description"), "category": meta.get("category"),
                 "severity": meta.get("severity", "warning"), "threshold": float(cfg.kwargs.get("mostly", 1.0)),
                 "element_count": res.get("element_count"), "unexpected_count": res.get("unexpected_count"),

@@ -27,6 +27,13 @@ RESULTS_SCHEMA = pa.schema([
 ])
 
 
+EXAMPLES_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("batch_key", pa.string()), ("org_code", pa.string()), ("layer", pa.string()),
+    ("suite", pa.string()), ("expectation", pa.string()), ("column", pa.string()), ("file", pa.string()),
+    ("line", pa.int64()), ("values", pa.string()), ("validated_at", pa.timestamp("us", "UTC")),
+])
+
+
 def reason_kind(reason: str) -> tuple[str, str | None]:
     """`unparseable date in birth_date: '1980-02-30'` -> ('unparseable date in birth_date', 'birth_date').
 
@@ -45,6 +52,14 @@ def write(lake: Lake, rows: list[dict[str, Any]], keys: list[str], layers: Itera
     where = f"{sql_in('layer', list(layers))} AND {sql_in('batch_key', keys)}"
     write_with_retry(uri, data, where, partition_by=["layer"],
                      description="quality check results per run, batch, layer and check")
+
+
+def write_examples(lake: Lake, rows: list[dict[str, Any]], keys: list[str], layers: Iterable[str]) -> None:
+    """Replace the masked example rows of failing checks of these layers for these batches."""
+    data = pa.Table.from_pylist(rows, EXAMPLES_SCHEMA)
+    where = f"{sql_in('layer', list(layers))} AND {sql_in('batch_key', keys)}"
+    write_with_retry(lake.check_examples, data, where, partition_by=["layer"],
+                     description="masked example rows of failing quality checks (file, line, checked values)")
 
 
 def _row(run_id: str, batch_key: str, at: datetime, **fields: Any) -> dict[str, Any]:

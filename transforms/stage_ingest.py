@@ -120,6 +120,8 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
     # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
     state.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], "receiving") for k in keys])
     with stage_run(ctx.lake, "medgov.ingest", ctx.parent) as run:
+        # each institution's landing folder is a source: its feed, whatever batches it held
+        run.inputs += [DatasetInfo(str((landing / org).resolve())) for org in sorted({k.split("/", 1)[0] for k in keys})]
         quarantine_frames = []
         checks: list[dict] = []
         for table in TABLES:

@@ -12,6 +12,7 @@ from medgov import faults, quality_results, silver, state
 from medgov.context import Context
 from medgov.fhir_build import Terminology
 from medgov.identity import key_fingerprint, load_key
+from medgov.contracts import contract
 from medgov.lineage import DatasetInfo, stage_run
 from medgov.commits import sql_in
 
@@ -109,7 +110,8 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 faults.point("normalize.before_xref")
                 store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
                             description="local patient key (keyed hash) -> person pseudonym")
-                run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new)))
+                run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new),
+                                               column_lineage={"source_key": [(src_uri, "patient_id")]}))
                 good = good.drop("source_key")
             built.setdefault(spec.target, []).append(good)
             n_invalid, n_unmapped = _count_build(ctx, spec, out, checks)
@@ -129,7 +131,10 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                         description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised")
             n = store.read(uri, sql_in("batch_key", keys)).count()
             result.resources[target] = n
-            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n))
+            # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys
+            sources = {(lake.table("bronze", s.source), k) for s in silver.SPECS if s.target == target
+                       for k in contract(s.source).key}
+            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)}))
             faults.point(f"normalize.after_table.{target}")
         if quarantine_parts:
             q = quarantine_parts[0]

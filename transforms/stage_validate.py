@@ -14,7 +14,9 @@ from medgov.contracts import TABLES, contract
 from medgov.identity import load_key
 from medgov.lake import SILVER_TABLES
 from medgov.lineage import DatasetInfo, stage_run
-from medgov.quality import QualityRunner
+from medgov.resources import suite_file
+from medgov.check_examples import examples
+from medgov.quality import QualityRunner, column_of
 from medgov.quality_results import RESULTS_SCHEMA
 from medgov.quality_views import bronze_view, silver_view
 from medgov.commits import sql_in
@@ -38,18 +40,40 @@ def _assertions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key_col: str,
-                      keys: list[str]) -> list[dict[str, Any]]:
-    """Run `suite` once per batch present in `view` (cached once for all of them)."""
+def _failing_examples(batch_view, suite: str, rows: list[dict[str, Any]], locator: tuple[str, str]
+                      ) -> list[dict[str, Any]]:
+    """Masked example rows for each failing check of one batch (none for passing checks)."""
+    configs = {(e["type"], column_of(e["kwargs"])): e["kwargs"] for e in suite_file(suite)["expectations"]}
+    out = []
+    for r in rows:
+        if r["success"]:
+            continue
+        kwargs = configs.get((r["expectation"], r["column"]))
+        if kwargs is None:
+            continue
+        for ex in examples(batch_view, r["expectation"], kwargs, *locator):
+            out.append({k: r[k] for k in ("run_id", "batch_key", "org_code", "layer", "suite", "expectation",
+                                          "column", "validated_at")} | ex)
+    return out
+
+
+def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key_col: str, keys: list[str],
+                      locator: tuple[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run `suite` once per batch present in `view` (cached once for all of them); results and
+    masked examples of the failing checks."""
     view = view.cache()
     present = {r[0] for r in view.groupBy(key_col).count().collect()}
     rows: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for k in keys:
         if k in present:
             ctx.progress(f"validate {suite} {k}")
-            rows += runner.validate(suite, view.where(F.col(key_col) == k), k, ctx.run_id)
+            batch_view = view.where(F.col(key_col) == k)
+            batch_rows = runner.validate(suite, batch_view, k, ctx.run_id)
+            rows += batch_rows
+            found += _failing_examples(batch_view, suite, batch_rows, locator)
     view.unpersist()
-    return rows
+    return rows, found
 
 
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
@@ -63,14 +87,17 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     lake, store = ctx.lake, ctx.store
     runner = QualityRunner(lake)
     rows: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     with stage_run(lake, "medgov.validate", ctx.parent) as run:
         for table in TABLES:
             uri = lake.table("bronze", table)
             if not store.exists(uri):
                 continue
             view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key)
-            table_rows = _validate_batches(ctx, runner, f"bronze.{table}", view, "_batch_key", keys)
+            table_rows, table_examples = _validate_batches(ctx, runner, f"bronze.{table}", view, "_batch_key", keys,
+                                                           ("_file", "_line"))
             rows += table_rows
+            found += table_examples
             run.inputs.append(DatasetInfo(uri, assertions=_assertions(table_rows)))
         silver = {t: lake.table("silver", t) for t in SILVER_TABLES}
         patients = store.read(silver["patient"]) if store.exists(silver["patient"]) else None
@@ -79,10 +106,13 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             if table == "patient_xref" or not store.exists(silver[table]):
                 continue
             view = silver_view(store.read(silver[table], sql_in("batch_key", keys)), table, patients, encounters)
-            table_rows = _validate_batches(ctx, runner, f"silver.{table}", view, "batch_key", keys)
+            table_rows, table_examples = _validate_batches(ctx, runner, f"silver.{table}", view, "batch_key", keys,
+                                                           ("source_file", "source_line"))
             rows += table_rows
+            found += table_examples
             run.inputs.append(DatasetInfo(silver[table], assertions=_assertions(table_rows)))
         runner.build_docs()
+        quality_results.write_examples(lake, found, keys, layers=("bronze", "silver"))
         quality_results.write(lake, rows, keys, layers=("bronze", "silver"))
         run.outputs.append(DatasetInfo(lake.quality_results, [(f.name, str(f.type)) for f in RESULTS_SCHEMA],
                                        rows=len(rows)))
