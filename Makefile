@@ -9,7 +9,7 @@ PATIENTS ?= 400
 SEED     ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo dashboard test test-fast clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: install
 	$(BIN)/medgov generate --out $(SAMPLE) --patients $(PATIENTS) --seed $(SEED)
 	MEDGOV_PSEUDONYM_KEY_FILE=$(LAKE)/_private/pseudonym.key $(BIN)/medgov run --landing $(SAMPLE) --lake $(LAKE)
 	$(BIN)/medgov report --lake $(LAKE)
+	@echo "quality dashboard: make dashboard (serves http://127.0.0.1:8050/), or $(BIN)/medgov dashboard --lake $(LAKE) --export site"
+
+# The data steward's dashboard on the demo lake (read-only; Ctrl-C stops).
+dashboard: install
+	$(BIN)/medgov dashboard --lake $(LAKE)
 
 # The whole suite, slow tests included (they are marked `slow`; CI runs them too).
 test: install
