@@ -20,23 +20,13 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from pyspark.sql import DataFrame
 
 from medgov.lake import Lake
-from medgov.resources import suite_file
+from medgov.resources import column_of, suite_file
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
 
 RESULT_COLUMNS = ["run_id", "batch_key", "org_code", "batch_id", "layer", "table", "suite", "expectation", "column",
                   "description", "category", "severity", "threshold", "element_count", "unexpected_count",
                   "unexpected_percent", "observed_value", "success", "validated_at"]
-
-
-def column_of(kwargs: dict[str, Any]) -> str | None:
-    if "column" in kwargs:
-        return kwargs["column"]
-    if "column_list" in kwargs:
-        return ",".join(kwargs["column_list"])
-    if "column_A" in kwargs:
-        return f"{kwargs['column_A']},{kwargs['column_B']}"
-    return None
 
 
 class QualityRunner:

@@ -26,3 +26,14 @@ def suite_names() -> list[str]:
 def suite_file(name: str) -> dict[str, Any]:
     """Parsed suite `expectations/<name>.json`."""
     return json.loads(files("medgov.expectations").joinpath(f"{name}.json").read_text(encoding="utf-8"))
+
+
+def column_of(kwargs: dict[str, Any]) -> str | None:
+    """The column(s) an expectation checks, as one name ("a,b" for pairs and lists)."""
+    if "column" in kwargs:
+        return kwargs["column"]
+    if "column_list" in kwargs:
+        return ",".join(kwargs["column_list"])
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    return None

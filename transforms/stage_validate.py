@@ -14,10 +14,10 @@ from medgov.contracts import TABLES, contract
 from medgov.identity import load_key
 from medgov.lake import SILVER_TABLES
 from medgov.lineage import DatasetInfo, stage_run
-from medgov.resources import suite_file
+from medgov.resources import column_of, suite_file
 from medgov.check_examples import examples
-from medgov.quality import QualityRunner, column_of
-from medgov.quality_results import RESULTS_SCHEMA
+from medgov.quality import QualityRunner
+from medgov.quality_results import EXAMPLES_SCHEMA, RESULTS_SCHEMA
 from medgov.quality_views import bronze_view, silver_view
 from medgov.commits import sql_in
 
@@ -116,6 +116,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         quality_results.write(lake, rows, keys, layers=("bronze", "silver"))
         run.outputs.append(DatasetInfo(lake.quality_results, [(f.name, str(f.type)) for f in RESULTS_SCHEMA],
                                        rows=len(rows)))
+        run.outputs.append(DatasetInfo(lake.check_examples, [(f.name, str(f.type)) for f in EXAMPLES_SCHEMA],
+                                       rows=len(found)))
         failures: dict[str, list[str]] = defaultdict(list)
         for r in rows:
             if not r["success"]:

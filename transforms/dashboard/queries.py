@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from medgov.dashboard.snapshot import Snapshot
+from medgov.dashboard.snapshot import Snapshot, quarantine_examples
 from medgov.masking import mask_record
 from medgov.quality_results import reason_kind
-from medgov.resources import suite_file, suite_names
+from medgov.resources import column_of, suite_file, suite_names
 
 LAYERS = ("ingest", "bronze", "normalize", "silver")
 CATEGORIES = ("conformance", "completeness", "plausibility")
@@ -50,8 +50,6 @@ def _share(rows: list[dict[str, Any]]) -> float | None:
 
 def _contexts() -> dict[tuple[str, str, str | None], str]:
     """Kahn context (verification/validation) of each GX check, from the suites (data)."""
-    from medgov.quality import column_of
-
     out = {}
     for name in suite_names():
         for e in suite_file(name)["expectations"]:
@@ -193,8 +191,6 @@ def _observed(raw: str | None) -> str | None:
 def _examples(snap: Snapshot, check: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Masked example rows for the failing batches: GX checks from `check_examples`; ingest and
     normalize checks from the quarantine records of that reason kind."""
-    from medgov.dashboard.snapshot import quarantine_examples
-
     failing = [r for r in rows if not r["success"]]
     out = []
     if check["layer"] in QUARANTINE_LAYER and check["table"]:

@@ -12,10 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from medgov.errors import MedgovError
 from medgov.lake import Lake
+from medgov.quality_results import reason_kind
 
 # quarantine rows are many; only these columns are read for the counts (not the record)
 QUARANTINE_COUNT_COLUMNS = ["layer", "org_code", "batch_key", "table", "reasons"]
@@ -123,9 +125,6 @@ def quarantine_examples(lake: Lake, batch_key: str, layer: str, table: str, kind
                         ) -> list[dict[str, Any]]:
     """Up to `limit` quarantined rows of one batch and table whose reasons include `kind`
     (records as stored: direct identifiers already `***`; the caller masks the rest)."""
-    from medgov.quality_results import reason_kind
-    import pyarrow.compute as pc
-
     if not DeltaTable.is_deltatable(lake.quarantine):
         return []
     ds = DeltaTable(lake.quarantine).to_pyarrow_dataset()
