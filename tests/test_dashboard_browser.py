@@ -123,6 +123,19 @@ def test_each_view_shows_the_lakes_numbers_and_no_identifier(demo, server, brows
     assert page.locator("#overview-trend .scatterlayer .trace").count() >= len(orgs)  # plotly drew offline
     page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
 
+    # an institution's page: share per table and batch, and what fails in its latest batch
+    org = orgs[0]
+    page.click(f'#overview-cells a:has-text("{org}")')
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith(f"/zh/org/{org}.html")
+    latest = sorted({r["batch_key"] for r in results if r["org_code"] == org}, key=lambda k: k.split("/", 1)[1])[-1]
+    failing_latest = [r for r in results if r["batch_key"] == latest and not r["success"]]
+    assert max(page.locator("#institution-failing tr").count() - 1, 0) == len(failing_latest)
+    assert page.locator("#institution-grid .hm, #institution-grid .heatmaplayer").count() >= 1
+    v.html[page.url] = page.content()
+    page.screenshot(path=str(SHOTS / "dashboard-institution.png"), full_page=True)
+    page = v.open(server + "/zh/index.html")
+
     # English by the switch; the checks page lists every check once, failing ones first
     page.click("#switch-language")
     assert page.url.endswith("/en/index.html") and "Overview" in v.cell("header nav")

@@ -168,3 +168,15 @@ def test_masking_generalises_quasi_identifiers_and_cuts_long_text():
     assert mask_value("item_name", "x" * 500).endswith("…") and len(mask_value("item_name", "x" * 500)) == 61
     assert mask_record({"sex_code": "1", "unit": "mmol/L", "dbp": None}) == {"sex_code": SUPPRESSED,
                                                                             "unit": "mmol/L", "dbp": None}
+
+
+def test_institution_grid_is_share_per_table_and_batch_with_latest_failures():
+    rows = [result("A/b1", table="observation"), result("A/b1", table="observation", column="u", success=False),
+            result("A/b2", table="observation"), result("A/b2", table="patient", suite="silver.patient",
+                                                        success=False, severity="blocking"),
+            result("B/b1", table="observation", success=False)]
+    inst = queries.institution(snap(rows), "A")
+    assert (inst["batches"], inst["tables"]) == (["A/b1", "A/b2"], ["observation", "patient"])
+    assert inst["grid"] == [[0.5, 1.0], [None, 0.0]]
+    assert [(r["table"], r["severity"]) for r in inst["failing"]] == [("patient", "blocking")]
+    assert queries.institution(snap(rows), "C") is None

@@ -39,11 +39,18 @@ def create_app(lake_dir: str | Path, lang: str | None = None, last_n: int = 10) 
             if code in LANGUAGES else None
         return HTMLResponse(html) if html else PlainTextResponse("no such check", status_code=404)
 
+    async def institution(request: Request) -> Response:
+        code = request.path_params["lang"]
+        html = site.render_institution(snapshot.read(lake_dir), code, request.path_params["org"], last_n) \
+            if code in LANGUAGES else None
+        return HTMLResponse(html) if html else PlainTextResponse("no such institution", status_code=404)
+
     async def asset(request: Request) -> Response:
         path = site.asset(request.path_params["name"])
         return FileResponse(path) if path else PlainTextResponse("not found", status_code=404)
 
     routes = [Route("/", root), Route("/{lang}/{page}.html", page), Route("/{lang}/check/{cid}.html", check),
+              Route("/{lang}/org/{org}.html", institution),
               Route("/assets/{name}", asset)]
     docs = Path(lake.data_docs_index).parent
     if docs.is_dir():

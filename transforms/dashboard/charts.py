@@ -74,3 +74,14 @@ def lineage_sankey(lineage: dict[str, Any], t: Callable[[str], str]) -> str:
                   label=[e["job"] for e in lineage["edges"]], color="rgba(120,144,156,0.35)")))
     fig.update_layout(height=max(420, 28 * len(names)))
     return _html(fig, "lineage-sankey")
+
+
+def institution_grid(inst: dict[str, Any], t: Callable[[str], str]) -> str:
+    """Share of checks passing per table (rows) and batch (columns): where a feed got worse."""
+    fig = go.Figure(go.Heatmap(
+        z=inst["grid"], x=[k.split("/", 1)[1] for k in inst["batches"]], y=inst["tables"], zmin=0, zmax=1,
+        colorscale=[[0, STATUS_COLOURS["fail"]], [0.9, STATUS_COLOURS["warn"]], [1, STATUS_COLOURS["pass"]]],
+        text=[["" if v is None else f"{v:.0%}" for v in row] for row in inst["grid"]], texttemplate="%{text}",
+        colorbar=dict(tickformat=".0%"), hovertemplate="%{y} · %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(height=120 + 34 * len(inst["tables"]), xaxis=dict(type="category"), yaxis=dict(autorange="reversed"))
+    return _html(fig, "institution-grid")

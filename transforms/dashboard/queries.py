@@ -310,3 +310,21 @@ def lineage(snap: Snapshot) -> dict[str, Any]:
         "edges": [{"source": i, "job": j, "target": o} for i, j, o in sorted(edges)],
         "events": len(snap.lineage),
     }
+
+
+def institution(snap: Snapshot, org: str, last_n: int = 10) -> dict[str, Any] | None:
+    """One institution: share of checks passing per table and batch (the last `last_n`), and
+    the checks failing in its latest batch. None for an institution with no results."""
+    keys = batch_order(snap).get(org)
+    if not keys:
+        return None
+    keys = keys[-last_n:]
+    by_table_batch = _by([r for r in snap.results if r["org_code"] == org and r["table"]], "table", "batch_key")
+    tables = sorted({t for t, _ in by_table_batch})
+    grid = [[_share(by_table_batch.get((t, k), [])) for k in keys] for t in tables]
+    failing = [{"check_id": check_id(r["suite"], r["expectation"], r["column"]), **{k: r[k] for k in (
+        "layer", "table", "suite", "expectation", "column", "severity", "unexpected_count", "element_count")}}
+               for r in snap.results if r["batch_key"] == keys[-1] and not r["success"]]
+    failing.sort(key=lambda r: (r["severity"] != "blocking", r["suite"], r["column"] or ""))
+    return {"org_code": org, "batches": keys, "tables": tables, "grid": grid, "latest": keys[-1],
+            "failing": failing}

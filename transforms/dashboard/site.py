@@ -73,6 +73,16 @@ def render_check(snap: Snapshot, lang: str, cid: str) -> str | None:
     return ENV.get_template("check.html").render(**ctx)
 
 
+def render_institution(snap: Snapshot, lang: str, org: str, last_n: int = 10) -> str | None:
+    """The page of one institution, or None when the lake has no results for it."""
+    inst = queries.institution(snap, org, last_n)
+    if inst is None:
+        return None
+    ctx = _common(snap, lang, "index", f"org/{org}.html", "../../", "institution")
+    ctx |= {"inst": inst, "chart": charts.institution_grid(inst, translator(lang))}
+    return ENV.get_template("institution.html").render(**ctx)
+
+
 def asset(name: str) -> Path | None:
     """The file behind `/assets/<name>`: plotly.js from the plotly package, our stylesheet."""
     if name == "plotly.min.js":
@@ -106,6 +116,11 @@ def export(snap: Snapshot, out: Path, last_n: int = 10) -> int:
             pages += 1
         for cid in ids:
             (out / lang / "check" / f"{cid}.html").write_text(render_check(snap, lang, cid) or "", encoding="utf-8")
+            pages += 1
+        (out / lang / "org").mkdir(exist_ok=True)
+        for org in queries.batch_order(snap):
+            (out / lang / "org" / f"{org}.html").write_text(render_institution(snap, lang, org, last_n) or "",
+                                                           encoding="utf-8")
             pages += 1
     (out / "index.html").write_text(LANDING, encoding="utf-8")
     return pages
