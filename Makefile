@@ -9,7 +9,7 @@ PATIENTS ?= 400
 SEED     ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: install demo dashboard test test-fast clean
+.PHONY: install demo dashboard bench test test-fast clean
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ demo: install
 # The data steward's dashboard on the demo lake (read-only; Ctrl-C stops).
 dashboard: install
 	$(BIN)/medgov dashboard --lake $(LAKE)
+
+# The benchmark: the pipeline on generated feeds of each size, 3 repetitions (long: 5 M rows
+# take a while); results in bench/results.json and bench/scaling.png.
+BENCH_SIZES ?= 100000,1000000,5000000
+BENCH_REPS  ?= 3
+bench: install
+	$(BIN)/medgov bench --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) --out bench
 
 # The whole suite, slow tests included (they are marked `slow`; CI runs them too).
 test: install

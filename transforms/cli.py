@@ -104,6 +104,26 @@ def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov
     serve(lake, host, port, lang, batches)
 
 
+@app.command()
+def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows per size, comma-separated"),
+          reps: int = typer.Option(3, min=1, help="repetitions per size (the median is reported)"),
+          out: Path = typer.Option(Path("bench"), help="folder for results.json and scaling.png"),
+          work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder)")
+          ) -> None:
+    """Benchmark the whole pipeline on generated feeds; prints a table, writes results.json."""
+    from medgov import bench as benchmark
+
+    try:
+        counts = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise MedgovError(f"--sizes must be numbers separated by commas, not {sizes!r}") from None
+    if not counts or min(counts) < 100:
+        raise MedgovError("--sizes needs at least one size of 100 rows or more")
+    results = benchmark.run(sorted(counts), reps, out, work, progress=lambda m: typer.echo(f"bench: {m}", err=True))
+    benchmark.render(results)
+    typer.echo(f"results: {out / 'results.json'}, plot: {out / 'scaling.png'}")
+
+
 def main() -> None:
     """Entry point: user mistakes end as one line on stderr and a non-zero exit."""
     def fail(message: str, code: int) -> None:

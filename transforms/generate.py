@@ -48,6 +48,12 @@ ORGS = (
          "hba1c": ("HBA1C", "%"), "other": ("ALT", "U/L")}, "LIS"),
 )
 
+# a blood-count panel (local codes no concept map knows: they stay unmapped, as in real feeds)
+PANEL = (("RBC", "红细胞计数", "10^12/L"), ("HGB", "血红蛋白", "g/L"), ("PLT", "血小板计数", "10^9/L"),
+         ("HCT", "红细胞压积", "%"), ("MCV", "平均红细胞体积", "fL"), ("MCH", "平均血红蛋白量", "pg"),
+         ("MCHC", "平均血红蛋白浓度", "g/L"), ("LYM", "淋巴细胞百分比", "%"), ("NEU", "中性粒细胞百分比", "%"),
+         ("MON", "单核细胞百分比", "%"))
+
 COLUMNS = {
     "patient": ["patient_id", "id_type", "id_no", "name", "sex_code", "birth_date", "ethnicity_code", "phone",
                 "address_code", "updated_at"],
@@ -130,8 +136,12 @@ def _fmt(dt: datetime, pattern: str) -> str:
     return dt.strftime(pattern)
 
 
-def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = date(2023, 1, 1)) -> Generated:
-    """Write sample batches under `out` (landing-zone layout) and return what was written."""
+def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = date(2023, 1, 1),
+             lab_panel: int = 0) -> Generated:
+    """Write sample batches under `out` (landing-zone layout) and return what was written.
+
+    `lab_panel` adds that many items of a blood-count panel to every visit's lab report: the
+    benchmark uses it for a city feed's mix, where lab results are most of the rows."""
     rng = random.Random(seed)
     out = Path(out)
     gen = Generated()
@@ -192,6 +202,8 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
                 if rng.random() < 0.4:
                     code, unit = org.lab["other"]
                     items.append((code, "其他", rng.choice(["阴性", "5.6", "<5", "12.3"]), unit, "", "血清"))
+                for code, name, unit in PANEL[:lab_panel]:
+                    items.append((code, name, f"{rng.uniform(3, 150):.1f}", unit, "", "全血"))
                 for s, (code, name, res, unit, ref, spec) in enumerate(items, 1):
                     flag = ""
                     r["lab_result"].append([rid, str(s), vid, local, code, name, res, unit, ref, flag, spec,
