@@ -86,3 +86,20 @@ def test_run_prints_what_it_did_and_logs_no_identifier(tmp_path):
     assert not [i for i in gen.identifiers if len(i) >= 2 and i in output]
     again = run("run", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"))
     assert "0 batch(es) accepted, 0 rejected, 7 unchanged" in again.stdout
+
+
+def test_unexpected_error_is_one_line_too(tmp_path, monkeypatch, capsys):
+    """An exception no one foresaw still ends as one line (the handler itself must not fail)."""
+    from medgov import cli, report
+
+    def boom(lake):
+        raise RuntimeError("disk on fire\nsecond line with details")
+
+    monkeypatch.setattr(report, "summary", boom)
+    monkeypatch.setattr(sys, "argv", ["medgov", "report", "--lake", str(tmp_path)])
+    monkeypatch.delenv("MEDGOV_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1
+    assert err.strip() == "medgov: error: RuntimeError: disk on fire (set MEDGOV_DEBUG=1 for details)"

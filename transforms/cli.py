@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from typer._click import exceptions as click_exc  # typer ships its own click
+from typer.exceptions import Abort
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -138,7 +139,7 @@ def main() -> None:
         sys.exit(0)
     except click_exc.UsageError as exc:
         fail(f"{exc.format_message()} (see `medgov --help`)", 2)
-    except click_exc.Abort:
+    except Abort:
         fail("aborted", 130)
     except Exception as exc:  # never a traceback for the user; MEDGOV_DEBUG=1 shows it
         if os.environ.get("MEDGOV_DEBUG"):
