@@ -25,6 +25,8 @@ from typing import Any
 
 import psutil
 
+from medgov.errors import MedgovError
+
 STAGES = ("startup", "ingest", "normalize", "validate", "publish")
 LAB_PANEL = 8  # blood-count items per visit: lab results ≈ 70 % of the rows, as in a city feed
 INCREMENT_ROWS = 10_000
@@ -102,16 +104,28 @@ class PeakRss:
         return self.peak
 
 
+def _first_error(log: str) -> str:
+    """The line of a failed run's stderr that says what went wrong (a JVM trace's first
+    exception, a Python error), else its last line."""
+    lines = [x.strip() for x in log.splitlines() if x.strip()]
+    found = [x for x in lines if ("Error" in x or "Exception" in x) and not x.startswith(("at ", "WARNING"))]
+    causes = [x for x in found if x.startswith(("Caused by:", ": java.", "java."))]
+    pick = causes[-1] if causes else (found[0] if found else (lines[-1] if lines else "no output"))
+    return pick.lstrip(": ")[:300]
+
+
 def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
     """The pipeline in a fresh process: per-stage seconds, facts and peak memory (MB)."""
     out = lake.parent / f"{lake.name}.timings.json"
-    proc = subprocess.Popen([sys.executable, "-m", "medgov.bench_run", str(landing), str(lake), str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = PeakRss(proc.pid)
-    _, err = proc.communicate()
-    peak = rss.stop()
+    log = lake.parent / f"{lake.name}.stderr.log"
+    with log.open("w", encoding="utf-8") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "medgov.bench_run", str(landing), str(lake), str(out)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        rss = PeakRss(proc.pid)
+        proc.wait()
+        peak = rss.stop()
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark run failed: {err.strip().splitlines()[-1] if err.strip() else proc.returncode}")
+        raise MedgovError(f"benchmark run failed ({_first_error(log.read_text(encoding='utf-8'))}); see {log}")
     result = json.loads(out.read_text(encoding="utf-8"))
     result["peak_rss_mb"] = peak / 2**20
     return result

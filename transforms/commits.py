@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, Union
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -29,6 +29,14 @@ def _commit(run_id: str | None) -> CommitProperties | None:
 T = TypeVar("T")
 COMMIT_ATTEMPTS = 12
 
+# a table in memory, or a way to open a fresh stream of its batches (each commit attempt
+# reads the data anew: a stream can be read only once)
+Data = Union[pa.Table, Callable[[], pa.RecordBatchReader]]
+
+
+def _fresh(data: Data) -> pa.Table | pa.RecordBatchReader:
+    return data() if callable(data) else data
+
 
 def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
     """Run a Delta commit again when a concurrent writer committed first.
@@ -49,7 +57,7 @@ def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
     raise AssertionError("unreachable")
 
 
-def write_with_retry(uri: str, data: pa.Table, where: str, partition_by: list[str] | None = None,
+def write_with_retry(uri: str, data: Data, where: str, partition_by: list[str] | None = None,
                      description: str | None = None, storage_options: dict[str, str] | None = None,
                      run_id: str | None = None) -> None:
     """Replace the rows matching `where` with `data` (creating the table on first use)."""
@@ -58,16 +66,16 @@ def write_with_retry(uri: str, data: pa.Table, where: str, partition_by: list[st
         if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
             # mode "error": a racing creator fails and retries into the predicate path,
             # instead of overwriting the table the other one just created
-            write_deltalake(uri, data, partition_by=partition_by, mode="error", description=description,
+            write_deltalake(uri, _fresh(data), partition_by=partition_by, mode="error", description=description,
                             storage_options=storage_options, commit_properties=_commit(run_id))
             return
-        write_deltalake(uri, data, mode="overwrite", predicate=where, storage_options=storage_options,
+        write_deltalake(uri, _fresh(data), mode="overwrite", predicate=where, storage_options=storage_options,
                         commit_properties=_commit(run_id))
 
     retry_commit(attempt)
 
 
-def merge_with_retry(uri: str, data: pa.Table, keys: list[str], delete_where: str | None = None,
+def merge_with_retry(uri: str, data: Data, keys: list[str], delete_where: str | None = None,
                      partition_by: list[str] | None = None, description: str | None = None,
                      storage_options: dict[str, str] | None = None, run_id: str | None = None,
                      update_when: str | None = None) -> None:
@@ -78,11 +86,11 @@ def merge_with_retry(uri: str, data: pa.Table, keys: list[str], delete_where: st
 
     def attempt() -> None:
         if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
-            write_deltalake(uri, data, partition_by=partition_by, mode="error", description=description,
+            write_deltalake(uri, _fresh(data), partition_by=partition_by, mode="error", description=description,
                             storage_options=storage_options, commit_properties=_commit(run_id))
             return
         merger = (DeltaTable(uri, storage_options=storage_options)
-                  .merge(data, predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
+                  .merge(_fresh(data), predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
                   .when_matched_update_all(predicate=update_when).when_not_matched_insert_all())
         if delete_where:
             merger = merger.when_not_matched_by_source_delete(predicate=delete_where)

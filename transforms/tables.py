@@ -3,21 +3,29 @@
 Default: `deltalake` (delta-rs) commits the tables — Spark here cannot fetch the Delta JVM
 jars. Spark reads a table's current snapshot straight from its Parquet files (the files of
 the Delta log's snapshot; delta-rs writes neither deletion vectors nor column mapping), so
-reads stay distributed. On a cluster whose session is Delta-enabled (`spark.sql.extensions`),
-`SparkDeltaStore` does the same through delta-spark.
+reads stay distributed. Writes go the other way without collecting: Spark's executors write the
+rows as Parquet to a staging folder, partition by partition, and delta-rs streams them from
+there into the table in one commit, so the driver holds a few record batches at a time, not a
+table. On a cluster whose session is Delta-enabled (`spark.sql.extensions`), `SparkDeltaStore`
+does the same through delta-spark.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Protocol
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Protocol
 
 import pyarrow as pa
+import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from medgov.commits import merge_with_retry, retry_commit, write_with_retry
+from medgov.commits import Data, merge_with_retry, retry_commit, write_with_retry
 from medgov.spark import delta_enabled
 
 
@@ -67,12 +75,46 @@ class DeltaRsStore:
             df = reader.parquet(*files).select(*schema.fieldNames())
         return df.where(where) if where else df
 
+    def _staging_root(self, uri: str) -> Path | None:
+        """Where executors may write for this table: `MEDGOV_STAGING_DIR`, else `_staging/`
+        in a local lake; None (collect through the driver) for object-store lakes without one."""
+        configured = os.environ.get("MEDGOV_STAGING_DIR")
+        if configured:
+            return Path(configured)
+        if "://" in uri:
+            return None
+        return Path(uri).parent.parent / "_staging"
+
+    @contextmanager
+    def _staged(self, uri: str, df: DataFrame) -> Iterator[Data]:
+        """The rows of `df` as something delta-rs can read more than once, without the driver
+        holding them all: Parquet written by the executors, streamed batch by batch."""
+        root = self._staging_root(uri)
+        if root is None:
+            yield df.toArrow()
+            return
+        folder = root / f"{Path(uri).name}-{uuid.uuid4().hex}"
+        # microsecond UTC timestamps, as delta-rs expects (Spark's default is the legacy INT96)
+        self.spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        try:
+            df.write.mode("error").parquet(str(folder))
+            parts = sorted(str(p) for p in folder.glob("*.parquet"))
+            if not parts:  # nothing to write: an empty table of the frame's shape
+                yield df.limit(0).toArrow()
+                return
+            dataset = pds.dataset(parts, format="parquet")
+            yield lambda: dataset.scanner(batch_size=64 * 1024).to_reader()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
-        write_with_retry(uri, df.toArrow(), where, partition_by, description, self.storage_options, run_id)
+        with self._staged(uri, df) as data:
+            write_with_retry(uri, data, where, partition_by, description, self.storage_options, run_id)
 
     def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
-        merge_with_retry(uri, df.toArrow(), keys, delete_where, partition_by, description, self.storage_options,
-                         run_id)
+        with self._staged(uri, df) as data:
+            merge_with_retry(uri, data, keys, delete_where, partition_by, description, self.storage_options,
+                             run_id)
 
     def version(self, uri: str) -> int | None:
         return self.table(uri).version() if self.exists(uri) else None
