@@ -48,6 +48,7 @@ bench: install
 
 # The whole suite, slow tests included (they are marked `slow`; CI runs them too).
 test: install
+	@.ci/install-browser
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 test-fast: install
