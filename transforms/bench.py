@@ -206,7 +206,8 @@ def incremental(work: Path, full_lake: Path, env: dict[str, str], seed: int, per
     # later batch ids than the big feed's; its one largest batch stands for a day's delivery
     from datetime import date
 
-    generate(landing, patients=max(1, round(INCREMENT_ROWS * 2.2 / per_patient)), seed=seed + 1,
+    # its largest batch holds about a fifth of what it generates (3 institutions, 2 batches each)
+    generate(landing, patients=max(1, round(INCREMENT_ROWS * 5 / per_patient)), seed=seed + 1,
              start=date(2026, 1, 1), lab_panel=LAB_PANEL)
     batches = sorted(landing.glob("*/*/manifest.json"),
                      key=lambda m: -sum(f["rows"] for f in json.loads(m.read_text(encoding="utf-8"))["files"]))

@@ -139,7 +139,10 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
             good = bronze.publishable(typed)
             ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
                               description=f"bronze {c.title}")
-            quarantine_frames.append(bronze.quarantined(typed, c, ctx.run_id))
+            # kept (small) while the typed rows are cached: built later, they would re-type the whole table
+            quarantined = bronze.quarantined(typed, c, ctx.run_id).cache()
+            quarantined.count()
+            quarantine_frames.append(quarantined)
             n_good, n_bad = typed.select(
                 F.sum((F.size("_reasons") == 0).cast("int")), F.sum((F.size("_reasons") > 0).cast("int"))).first()
             checks += _contract_checks(ctx.run_id, table, typed, {k: parsed[k][table].num_rows for k in keys
@@ -156,6 +159,8 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
                           partition_by=["layer"], run_id=ctx.run_id, description="rows that failed a contract, with reasons")
         run.outputs.append(DatasetInfo(ctx.lake.quarantine, [(f.name, f.dataType.simpleString()) for f in q.schema.fields],
                                        rows=sum(r["quarantined"] for r in result.rows.values())))
+        for frame in quarantine_frames:
+            frame.unpersist()
         # bookkeeping commits after the data it describes
         _record_checks(ctx, deliveries, checks, received)
         faults.point("ingest.before_bookkeeping")

@@ -79,6 +79,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     xref_uri = lake.table("silver", "patient_xref")
     with stage_run(lake, "medgov.normalize", ctx.parent) as run:
         quarantine_parts: list[DataFrame] = []
+        built_frames: list[DataFrame] = []  # cached until the quarantine, built from them, is written
         checks: list[dict] = []
         built: dict[str, list[DataFrame]] = {}
         for spec in silver.SPECS:
@@ -94,6 +95,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 rows = silver.resolve_patient(rows, xref) if xref is not None else \
                     rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
             out = silver.build_resources(rows, spec, key, term).cache()
+            built_frames.append(out)
             quarantine_parts.append(silver.silver_quarantine(out, spec.target, ctx.run_id))
             good = out.where(F.col("error").isNull()).drop("error")
             if spec.source == "patient":
@@ -142,6 +144,8 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 q = q.unionByName(p)
             store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
                           partition_by=["layer"], run_id=ctx.run_id)
+        for frame in built_frames:
+            frame.unpersist()
         quality_results.write(lake, checks, keys, layers=("normalize",))
         faults.point("normalize.before_bookkeeping")
         state.advance(lake, taken, "silver", ctx.run_id, only_from="bronze")
