@@ -19,10 +19,6 @@ from medgov.masking import mask_record
 
 EXAMPLES_PER_CHECK = 3
 
-EXAMPLE_COLUMNS = ["run_id", "batch_key", "org_code", "layer", "suite", "expectation", "column", "file", "line",
-                   "values", "validated_at"]
-
-
 def _between(col: F.Column, kw: dict[str, Any]) -> F.Column:
     low, high = kw.get("min_value"), kw.get("max_value")
     ok = F.lit(True)

@@ -61,7 +61,7 @@ def _datasets(lake: Lake) -> list[Dataset]:
         if not DeltaTable.is_deltatable(str(p)):
             continue
         dt = DeltaTable(str(p))
-        last = dt.history(1)[0] if dt.history(1) else {}
+        last = next(iter(dt.history(1)), {})
         ts = last.get("timestamp")
         out.append(Dataset(p.name, str(p), dt.version(), dt.to_pyarrow_dataset().count_rows(),
                            datetime.fromtimestamp(ts / 1000).astimezone() if ts else None, last.get("operation")))
