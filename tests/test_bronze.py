@@ -47,6 +47,29 @@ def test_impossible_dates_are_quarantined_with_reason(spark, bad):
     assert row["_reasons"] == [f"unparseable datetime in reported_time: '{bad}'"]
 
 
+# values around each accepted shape: padded and unpadded fields, offsets, near misses
+PROBES = SHAPES + ["2024-03-01", "2024/03/01", "20240301", "2024/3/1", "2024-3-1", "2024-03-01T08:30:00Z",
+                   "2024-03-01T08:30:00-05:30", "2024-03-01 8:30:00", "2024/3/1 08:30:05", "2024-03-01  08:30:00",
+                   "202403010830", "2024.03.01", "24-03-01", "2024-02-30", "00000000", "1 March 2024"]
+
+
+def test_shape_guard_never_hides_a_value_the_pattern_parses(spark):
+    """Each pattern is tried only on values matching its shape: a value the pattern parses
+    must always match, or the guard would quarantine a valid date."""
+    import re
+
+    from pyspark.sql import functions as F
+
+    from medgov.contracts import formats
+
+    df = spark.createDataFrame([(v,) for v in PROBES], "v string")
+    for pattern in formats()["datetime"]:
+        parsed = {r["v"] for r in df.where(F.try_to_timestamp("v", F.lit(pattern)).isNotNull()).collect()}
+        shape = bronze.pattern_shape(pattern)
+        assert parsed, pattern  # every accepted shape has a probe
+        assert all(re.fullmatch(shape, v) for v in parsed), (pattern, shape, parsed)
+
+
 def test_full_width_and_blanks_are_normalised(spark):
     [row] = typed(spark, "lab_result", [["Ｒ１", " 1 ", "P1", "\u3000CREA\u3000", "１３２", "２０２４０３０１"]], LAB)
     assert (row["report_id"], row["item_seq"], row["item_code"], row["result"]) == ("R1", "1", "CREA", "132")
