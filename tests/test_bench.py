@@ -25,6 +25,7 @@ def test_bench_smoke(tmp_path):
     inc = results["incremental"]
     assert inc["rows"] > 0 and inc["into_full"]["batches"] == inc["into_empty"]["batches"] == 1
     assert results["fhir_validation"]["resources_per_second"] > 0
+    assert results["fhir_validation"]["same_verdicts"] is True
     assert len(results["linearity"]) == 1
     assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
     assert "× floor" in proc.stdout and "incremental:" in proc.stdout

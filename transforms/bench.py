@@ -133,18 +133,26 @@ def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
 
 def fhir_throughput(lake: Path, limit: int = 20_000) -> dict[str, Any]:
     """Resources per second, one core: the validation the pipeline runs (fhir.resources model
-    + required bindings) on Observations the benchmark run built, parsed from their JSON."""
+    + required bindings, through `FastValidator` as in the executors) on Observations the
+    benchmark run built, parsed from their JSON; and plain `model_validate` for comparison."""
     from deltalake import DeltaTable
 
-    from medgov.fhir_validate import validate
+    from medgov.fhir_validate import FastValidator, validate
 
     table = DeltaTable(str(lake / "silver" / "observation")).to_pyarrow_dataset().head(limit, columns=["resource_json"])
     docs = [json.loads(s) for s in table.column("resource_json").to_pylist()]
-    started = time.process_time()
-    invalid = sum(1 for d in docs if validate(d) is not None)
-    cpu = time.process_time() - started
+
+    def timed(fast: FastValidator | None) -> tuple[float, int]:
+        started = time.process_time()
+        invalid = sum(1 for d in docs if validate(d, fast) is not None)
+        return time.process_time() - started, invalid
+
+    cpu, invalid = timed(FastValidator())
+    cpu_full, invalid_full = timed(None)
     return {"resources": len(docs), "invalid": invalid, "cpu_seconds": cpu,
-            "resources_per_second": len(docs) / cpu if cpu else None}
+            "resources_per_second": len(docs) / cpu if cpu else None,
+            "model_validate_per_second": len(docs) / cpu_full if cpu_full else None,
+            "same_verdicts": invalid == invalid_full}
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -297,5 +305,7 @@ def render(results: dict[str, Any]) -> None:
                       f"into an empty lake {inc['into_empty']['seconds']['total']:.1f} s (ratio {inc['ratio']:.2f})")
     fv = results.get("fhir_validation")
     if fv and fv.get("resources_per_second"):
+        plain = fv.get("model_validate_per_second")
         console.print(f"FHIR validation: {fv['resources_per_second']:,.0f} Observations/s on one core "
-                      f"({fv['resources']:,} validated, {fv['invalid']} invalid)")
+                      f"({fv['resources']:,} validated, {fv['invalid']} invalid)"
+                      + (f"; plain model_validate {plain:,.0f}/s" if plain else ""))

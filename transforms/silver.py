@@ -18,7 +18,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from medgov import fhir_build as fb
-from medgov.fhir_validate import validate
+from medgov.fhir_validate import FastValidator, validate
 from medgov.identity import pseudonym
 
 COMMON = ("id string, patient_key string, org_code string, batch_id string, batch_key string, "
@@ -72,6 +72,7 @@ def _mapper(spec: Spec, key: bytes, term: fb.Terminology, schema: StructType) ->
     map_cols = [f.name for f in schema.fields if f.dataType.typeName() == "map"]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fast = FastValidator()  # per partition: shapes, codes and references repeat across its rows
         for rb in batches:
             out: dict[str, list[Any]] = {n: [] for n in names}
             for row in rb.to_pylist():
@@ -86,7 +87,7 @@ def _mapper(spec: Spec, key: bytes, term: fb.Terminology, schema: StructType) ->
                     built = [({"resourceType": spec.resource_type},
                               {"error": f"row carries no value: no {spec.resource_type} built"})]
                 for resource, flat in built:
-                    error = flat.pop("error", None) or validate(resource)
+                    error = flat.pop("error", None) or validate(resource, fast)
                     record = {**lineage, **flat, "resource_json": json.dumps(resource, ensure_ascii=False,
                                                                             separators=(",", ":")),
                               "error": error}

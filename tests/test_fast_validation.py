@@ -1,0 +1,88 @@
+"""The fast FHIR validation path gives exactly the verdict and reason of `model_validate`,
+on every resource the demo built and on broken variants of each."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Iterator
+
+import pytest
+from deltalake import DeltaTable
+
+from medgov.fhir_validate import FastValidator, validate
+from medgov.lake import SILVER_TABLES
+
+
+def _resources(lake) -> list[dict[str, Any]]:
+    out = []
+    for table in SILVER_TABLES:
+        if table == "patient_xref":
+            continue
+        rows = DeltaTable(str(lake / "silver" / table)).to_pyarrow_table(columns=["resource_json"]).to_pylist()
+        out += [json.loads(r["resource_json"]) for r in rows]
+    return out
+
+
+def _broken(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Variants a builder bug or a bad source value could produce, one defect each."""
+    def variant(**changes: Any) -> dict[str, Any]:
+        r = copy.deepcopy(resource)
+        for k, v in changes.items():
+            if v is ...:
+                r.pop(k, None)
+            else:
+                r[k] = v
+        return r
+
+    yield variant(id="has space")
+    yield variant(id="")
+    yield variant(unknownElement="x")
+    yield variant(status=None)
+    yield variant(status=...)
+    yield variant(status=" final")
+    for k, v in resource.items():
+        if isinstance(v, dict):
+            yield variant(**{k: {}})
+            yield variant(**{k: {**v, "bogus": 1}})
+            yield variant(**{k: "text"})
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            yield variant(**{k: [*v, None]})
+            yield variant(**{k: []})
+            yield variant(**{k: v[0]})  # a single element where a list is due
+        if k.startswith(("effective", "authoredOn", "birthDate", "issued", "period", "onset", "recorded")):
+            yield variant(**{k: "2024-13-45"})
+            yield variant(**{k: 20240101})
+    rt = resource["resourceType"]
+    if rt == "Observation":
+        yield variant(code=...)
+        yield variant(valueString="both value[x]") if "valueQuantity" in resource else variant(
+            valueQuantity={"value": 1.0})
+        if "valueQuantity" in resource:
+            yield variant(valueQuantity={**resource["valueQuantity"], "value": "many"})
+            yield variant(valueQuantity={**resource["valueQuantity"], "comparator": "~"})
+    if "subject" in resource:
+        yield variant(subject={"reference": 5})
+        yield variant(subject={"reference": "Patient/x", "type": ""})
+
+
+def test_fast_path_gives_the_same_verdict_and_reason(demo):
+    resources = _resources(demo.lake)
+    assert len(resources) > 1000
+    fast = FastValidator()
+    cases = 0
+    for resource in resources:
+        for candidate in (resource, *_broken(resource)):
+            assert validate(candidate, fast) == validate(candidate), candidate
+            cases += 1
+    # the comparison means something: most valid resources took the fast path, and the broken
+    # ones were both accepted and refused by the full path
+    assert fast.fast > len(resources) * 0.9
+    assert cases > 10 * len(resources)
+
+
+@pytest.mark.parametrize("limit", [1, 50])
+def test_a_small_cache_changes_nothing(demo, limit):
+    resources = _resources(demo.lake)[:3000]
+    fast = FastValidator(limit=limit)
+    assert [validate(r, fast) for r in resources] == [validate(r) for r in resources]
