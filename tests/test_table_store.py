@@ -53,3 +53,46 @@ def test_an_empty_frame_still_writes_its_schema(spark, tmp_path):
     store.replace(uri, spark.createDataFrame([], SCHEMA), "TRUE")
     assert DeltaTable(uri).schema().to_arrow().names == [f.split(" ")[0] for f in SCHEMA.split(", ")]
     assert _rows(uri) == []
+
+
+def test_parsed_batches_reach_spark_from_parquet_not_from_the_driver(spark, tmp_path, monkeypatch):
+    """Ingest stages each parsed batch as Parquet; Spark reads every row back, none comes
+    through createDataFrame; the folder is gone afterwards."""
+    import pyarrow as pa
+
+    from medgov.parsed_staging import ParsedTables
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("rows were sent from the driver")
+
+    staged = ParsedTables(tmp_path / "_staging", "run1")
+    first = pa.table({"a": pa.array(["x", None]), "_line": pa.array([2, 3], pa.int64()),
+                      "_ingested_at": pa.array([datetime(2024, 1, 1, tzinfo=timezone.utc)] * 2,
+                                               pa.timestamp("us", "UTC"))})
+    staged.add("ORG/b1", {"t": first})
+    staged.add("ORG/b2", {"t": first.slice(0, 0)})  # a header-only file
+    staged.add("ORG/b3", {"t": first.slice(1)})
+    monkeypatch.setattr(type(spark), "createDataFrame", refuse)
+    rows = staged.frame(spark, "t", ["ORG/b1", "ORG/b2", "ORG/b3"]).collect()
+    assert sorted((r["_line"], r["a"]) for r in rows) == [(2, "x"), (3, None), (3, None)]
+    assert rows[0]["_ingested_at"].astimezone(timezone.utc) == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    staged.remove()
+    assert not (tmp_path / "_staging" / "ingest-run1").exists()
+
+
+def test_crash_leftovers_in_staging_are_removed(tmp_path):
+    import os
+
+    from medgov.parsed_staging import STALE_SECONDS, remove_leftovers
+
+    staging = tmp_path / "_staging"
+    for name in ("ingest-deadrun", "observation-" + "a" * 32, "patient-" + "b" * 32, "keep-me"):
+        (staging / name).mkdir(parents=True)
+        (staging / name / "part.parquet").write_bytes(b"raw")
+    old = (staging / ("observation-" + "a" * 32)).stat().st_mtime - STALE_SECONDS - 60
+    os.utime(staging / ("observation-" + "a" * 32), (old, old))
+    removed = remove_leftovers(staging)
+    # an earlier ingest's parse and a day-old table write go; a current write and anything else stay
+    assert sorted(removed) == ["ingest-deadrun", "observation-" + "a" * 32]
+    assert sorted(p.name for p in staging.iterdir()) == ["keep-me", "patient-" + "b" * 32]
+    assert remove_leftovers(tmp_path / "absent") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,16 @@ class Lake:
     @property
     def data_docs_index(self) -> str:
         return f"{self.gx_root}/gx/uncommitted/data_docs/local_site/index.html"
+
+    @property
+    def staging(self) -> Path | None:
+        """Scratch space for rows on their way into a table (Parquet the executors can read and
+        write): `MEDGOV_STAGING_DIR`, else `_staging/` in a local lake; None for an object-store
+        lake without one. It holds bronze-grade data while a stage runs, and nothing after."""
+        configured = os.environ.get("MEDGOV_STAGING_DIR")
+        if configured:
+            return Path(configured)
+        return Path(self.root) / "_staging" if self.is_local else None
 
     @property
     def lineage_file(self) -> str:

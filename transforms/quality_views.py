@@ -26,10 +26,11 @@ def _age_years(birth: str, at) -> F.Column:
     return F.floor(F.months_between(at, F.col(birth)) / 12)
 
 
-def bronze_view(df: DataFrame, contract: Contract, key: bytes) -> DataFrame:
-    """Bronze rows with a keyed `source_key` instead of the local patient id, no direct
-    identifiers, and `has_future_date`."""
-    if "patient_id" in df.columns:
+def bronze_view(df: DataFrame, contract: Contract, key: bytes, keyed: bool = True) -> DataFrame:
+    """Bronze rows with a keyed `source_key` instead of the local patient id (when `keyed`: a
+    Python pass over every row, so only for suites that check it), no direct identifiers, and
+    `has_future_date`."""
+    if keyed and "patient_id" in df.columns:
         df = with_source_key(df, key)
     dated = [c.name for c in contract.columns if c.type in ("date", "datetime")]
     future = F.lit(False)

@@ -16,7 +16,7 @@ from medgov.contracts import TABLES, contract
 from medgov.errors import MedgovError
 from medgov.extract_csv import decode, parse
 from medgov.lineage import DatasetInfo, stage_run
-from medgov.spark import from_arrow
+from medgov.parsed_staging import ParsedTables, remove_leftovers
 from medgov.manifest import BatchRef, BatchRejected, check_files, discover, invalid_flags, read_manifest
 from medgov.commits import sql_in
 
@@ -77,12 +77,15 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
     result = IngestResult()
+    for name in remove_leftovers(ctx.lake.staging):
+        ctx.progress(f"removed a crashed run's staging folder {name}")
     seen = state.last_deliveries(ctx.lake)
     current = state.batches(ctx.lake)
     received = state.now()
     deliveries: list[dict] = []
-    parsed: dict[str, dict[str, pa.Table]] = {}
+    parsed: dict[str, dict[str, int]] = {}  # batch -> table -> rows parsed
     fingerprints: dict[str, str] = {}
+    staged = ParsedTables(ctx.lake.staging, ctx.run_id)
     for bad in invalid_flags(landing):
         reason = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
         result.rejected[bad] = reason
@@ -105,15 +108,26 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
             result.rejected[ref.key] = str(exc)
             deliveries.append({**row, "status": "rejected", "reason": str(exc)})
             continue
-        parsed[ref.key] = tables
+        staged.add(ref.key, tables)
+        parsed[ref.key] = {t: tables[t].num_rows for t in tables}
         fingerprints[ref.key] = fp
         result.accepted.append(ref.key)
         deliveries.append({**row, "status": "accepted", "reason": None, "notes": notes, "files": len(tables),
                            "rows_declared": sum(t.num_rows for t in tables.values())})
-    if not parsed:
-        _record_checks(ctx, deliveries, [], received)
-        state.record_deliveries(ctx.lake, deliveries)
-        return result
+    try:
+        if not parsed:
+            _record_checks(ctx, deliveries, [], received)
+            state.record_deliveries(ctx.lake, deliveries)
+            return result
+        _write_bronze(ctx, landing, parsed, fingerprints, staged, deliveries, received, result)
+    finally:
+        staged.remove()
+    return result
+
+
+def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]], fingerprints: dict[str, str],
+                  staged: "ParsedTables", deliveries: list[dict], received, result: IngestResult) -> None:
+    """Bronze and quarantine from the staged batches, then the bookkeeping."""
 
     keys = sorted(parsed)
     # Claim first: a re-delivered batch leaves every reader's view (see `visible`) before any of
@@ -126,13 +140,13 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         checks: list[dict] = []
         for table in TABLES:
             c = contract(table)
-            pieces = [parsed[k][table] for k in keys if table in parsed[k]]
+            pieces = [k for k in keys if table in parsed[k]]
             uri = ctx.lake.table("bronze", table)
             if not pieces and not ctx.store.exists(uri):
                 continue
             ctx.progress(f"bronze {table}")
             if pieces:
-                raw = from_arrow(ctx.spark, pa.concat_tables(pieces))
+                raw = staged.frame(ctx.spark, table, pieces)
             else:  # a corrected re-delivery dropped this table: clear its earlier rows
                 raw = ctx.spark.createDataFrame([], _raw_schema(c))
             typed = bronze.apply_contract(raw, c).cache()
@@ -145,8 +159,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
             quarantine_frames.append(quarantined)
             n_good, n_bad = typed.select(
                 F.sum((F.size("_reasons") == 0).cast("int")), F.sum((F.size("_reasons") > 0).cast("int"))).first()
-            checks += _contract_checks(ctx.run_id, table, typed, {k: parsed[k][table].num_rows for k in keys
-                                                                   if table in parsed[k]}, received)
+            checks += _contract_checks(ctx.run_id, table, typed, {k: parsed[k][table] for k in pieces}, received)
             result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
             run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
                                            rows=int(n_good or 0)))
@@ -167,7 +180,6 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         state.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], "bronze") for k in keys])
         faults.point("ingest.before_delivery_log")
         state.record_deliveries(ctx.lake, deliveries)
-    return result
 
 
 def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:
@@ -180,11 +192,11 @@ def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:
     return batch is not None and batch["fingerprint"] == fp and batch["stage"] != "receiving"
 
 
-def _batch_row(ctx: Context, key: str, fingerprint: str, tables: dict[str, pa.Table], stage: str) -> dict:
+def _batch_row(ctx: Context, key: str, fingerprint: str, tables: dict[str, int], stage: str) -> dict:
     org, batch_id = key.split("/", 1)
     return {"batch_key": key, "org_code": org, "batch_id": batch_id, "fingerprint": fingerprint, "stage": stage,
             "quality_passed": None, "blocking_failures": None,
-            "rows_declared": sum(t.num_rows for t in tables.values()), "updated_at": state.now(),
+            "rows_declared": sum(tables.values()), "updated_at": state.now(),
             "run_id": ctx.run_id}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             uri = lake.table("bronze", table)
             if not store.exists(uri):
                 continue
-            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key)
+            keyed = "source_key" in json.dumps(suite_file(f"bronze.{table}")["expectations"])
+            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key, keyed)
             table_rows, table_examples = _validate_batches(ctx, runner, f"bronze.{table}", view, "_batch_key", keys,
                                                            ("_file", "_line"))
             rows += table_rows

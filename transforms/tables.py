@@ -25,6 +25,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from medgov.lake import Lake
 from medgov.commits import Data, merge_with_retry, retry_commit, write_with_retry
 from medgov.spark import delta_enabled
 
@@ -75,21 +76,11 @@ class DeltaRsStore:
             df = reader.parquet(*files).select(*schema.fieldNames())
         return df.where(where) if where else df
 
-    def _staging_root(self, uri: str) -> Path | None:
-        """Where executors may write for this table: `MEDGOV_STAGING_DIR`, else `_staging/`
-        in a local lake; None (collect through the driver) for object-store lakes without one."""
-        configured = os.environ.get("MEDGOV_STAGING_DIR")
-        if configured:
-            return Path(configured)
-        if "://" in uri:
-            return None
-        return Path(uri).parent.parent / "_staging"
-
     @contextmanager
     def _staged(self, uri: str, df: DataFrame) -> Iterator[Data]:
         """The rows of `df` as something delta-rs can read more than once, without the driver
         holding them all: Parquet written by the executors, streamed batch by batch."""
-        root = self._staging_root(uri)
+        root = Lake.at(uri.rsplit("/", 2)[0]).staging  # <lake>/<zone>/<table>
         if root is None:
             yield df.toArrow()
             return
