@@ -86,3 +86,18 @@ def test_a_small_cache_changes_nothing(demo, limit):
     resources = _resources(demo.lake)[:3000]
     fast = FastValidator(limit=limit)
     assert [validate(r, fast) for r in resources] == [validate(r) for r in resources]
+
+
+def test_the_models_have_only_the_generic_presence_rules():
+    """The fast path's premise: no resource or element model adds validators of its own (a
+    fhir.resources upgrade that adds some must revisit FastValidator)."""
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel
+
+    from medgov.fhir_validate import MODELS, element_fields
+
+    generic = set(FHIRAbstractModel.__pydantic_decorators__.model_validators)
+    models = set(MODELS.values()) | {klass for m in MODELS.values() for klass, _ in element_fields(m).values()}
+    for model in models:
+        decorators = model.__pydantic_decorators__
+        assert set(decorators.model_validators) == generic, model.__name__
+        assert not decorators.field_validators, model.__name__

@@ -288,6 +288,8 @@ def render(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # a log or a pipe: the table whole, not squeezed to 80 columns
+        console = Console(width=132)
     t = Table(title="medgov benchmark (median of repetitions; seconds)")
     for col in ("rows", *STAGES, "total", "rows/s", "peak RSS MB", "floor s", "× floor"):
         t.add_column(col, justify="right")

@@ -10,7 +10,7 @@ import time
 from typing import Callable, TypeVar, Union
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
 
@@ -28,6 +28,14 @@ def _commit(run_id: str | None) -> CommitProperties | None:
 
 T = TypeVar("T")
 COMMIT_ATTEMPTS = 12
+
+# Row groups of at most 64 Ki rows: a reader decodes a whole row group at once, and a resource
+# JSON column compresses ~6x, so the default (1 Mi rows) costs a reader gigabytes of memory.
+ROW_GROUP_ROWS = 64 * 1024
+
+
+def _writer() -> WriterProperties:
+    return WriterProperties(max_row_group_size=ROW_GROUP_ROWS)
 
 # a table in memory, or a way to open a fresh stream of its batches (each commit attempt
 # reads the data anew: a stream can be read only once)
@@ -67,10 +75,11 @@ def write_with_retry(uri: str, data: Data, where: str, partition_by: list[str] |
             # mode "error": a racing creator fails and retries into the predicate path,
             # instead of overwriting the table the other one just created
             write_deltalake(uri, _fresh(data), partition_by=partition_by, mode="error", description=description,
-                            storage_options=storage_options, commit_properties=_commit(run_id))
+                            storage_options=storage_options, commit_properties=_commit(run_id),
+                            writer_properties=_writer())
             return
         write_deltalake(uri, _fresh(data), mode="overwrite", predicate=where, storage_options=storage_options,
-                        commit_properties=_commit(run_id))
+                        commit_properties=_commit(run_id), writer_properties=_writer())
 
     retry_commit(attempt)
 
@@ -87,10 +96,12 @@ def merge_with_retry(uri: str, data: Data, keys: list[str], delete_where: str | 
     def attempt() -> None:
         if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
             write_deltalake(uri, _fresh(data), partition_by=partition_by, mode="error", description=description,
-                            storage_options=storage_options, commit_properties=_commit(run_id))
+                            storage_options=storage_options, commit_properties=_commit(run_id),
+                            writer_properties=_writer())
             return
         merger = (DeltaTable(uri, storage_options=storage_options)
-                  .merge(_fresh(data), predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id))
+                  .merge(_fresh(data), predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id),
+                         writer_properties=_writer())
                   .when_matched_update_all(predicate=update_when).when_not_matched_insert_all())
         if delete_where:
             merger = merger.when_not_matched_by_source_delete(predicate=delete_where)

@@ -51,6 +51,8 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+        # microsecond UTC timestamps in the Parquet it writes, as delta-rs expects (not legacy INT96)
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "4g"))
     )
     jars = os.environ.get("MEDGOV_DELTA_JARS")  # local delta-spark + delta-storage jars, comma-separated

@@ -30,6 +30,9 @@ from medgov.commits import Data, merge_with_retry, retry_commit, write_with_retr
 from medgov.spark import delta_enabled
 
 
+STAGED_ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
 class TableStore(Protocol):
     """What the pipeline needs from a table format."""
 
@@ -55,6 +58,9 @@ class DeltaRsStore:
     def __init__(self, spark: SparkSession, storage_options: dict[str, str] | None = None) -> None:
         self.spark = spark
         self.storage_options = storage_options
+        # staged Parquet with microsecond UTC timestamps, as delta-rs expects (also for sessions
+        # medgov did not build; see spark.get_spark)
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
 
     def exists(self, uri: str) -> bool:
         return DeltaTable.is_deltatable(uri, storage_options=self.storage_options)
@@ -85,16 +91,15 @@ class DeltaRsStore:
             yield df.toArrow()
             return
         folder = root / f"{Path(uri).name}-{uuid.uuid4().hex}"
-        # microsecond UTC timestamps, as delta-rs expects (Spark's default is the legacy INT96)
-        self.spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         try:
-            df.write.mode("error").parquet(str(folder))
+            # small row groups: delta-rs decodes one row group at a time (see commits.ROW_GROUP_ROWS)
+            df.write.mode("error").option("parquet.block.size", STAGED_ROW_GROUP_BYTES).parquet(str(folder))
             parts = sorted(str(p) for p in folder.glob("*.parquet"))
             if not parts:  # nothing to write: an empty table of the frame's shape
                 yield df.limit(0).toArrow()
                 return
             dataset = pds.dataset(parts, format="parquet")
-            yield lambda: dataset.scanner(batch_size=64 * 1024).to_reader()
+            yield lambda: dataset.scanner(batch_size=64 * 1024, batch_readahead=1, fragment_readahead=1).to_reader()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
