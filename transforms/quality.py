@@ -42,7 +42,9 @@ class QualityRunner:
         self.datasource = self.context.data_sources.add_or_update_spark("medgov_spark")
         self._definitions: dict[str, Any] = {}
 
-    def _definition(self, name: str):
+    def prepare(self, name: str):
+        """The suite's GX validation definition, created on first use (not thread-safe: call it
+        for every suite before validating from several threads)."""
         if name in self._definitions:
             return self._definitions[name]
         doc = suite_file(name)
@@ -65,7 +67,7 @@ class QualityRunner:
 
     def validate(self, name: str, df: DataFrame, batch_key: str, run_id: str) -> list[dict[str, Any]]:
         """Validate one batch's rows against suite `name`; one result row per expectation."""
-        vd = self._definition(name)
+        vd = self.prepare(name)
         now = datetime.now(timezone.utc)
         result = vd.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT,
                         run_id=RunIdentifier(run_name=f"{batch_key.replace('/', '__')}__{run_id}", run_time=now))

@@ -161,6 +161,14 @@ def link_changes(new_xref: DataFrame, old_xref: DataFrame | None) -> DataFrame:
     return joined.where(F.col("old_key") != F.col("new_key")).select("org_code", "old_key", "new_key")
 
 
+def referencing(df: DataFrame, changes: DataFrame) -> DataFrame:
+    """(org_code, patient_key) of the silver rows whose subject is a key that changes."""
+    c = changes.select(F.col("org_code").alias("_org"), "old_key")
+    keys = df.select("org_code", "patient_key")
+    return keys.join(F.broadcast(c), (keys["org_code"] == c["_org"]) & (keys["patient_key"] == c["old_key"])).select(
+        "org_code", "patient_key")
+
+
 def relink(df: DataFrame, changes: DataFrame) -> DataFrame:
     """Silver rows whose subject moved to another person key, with key and resource JSON re-pointed."""
     c = changes.select(F.col("org_code").alias("_org"), "old_key", "new_key")

@@ -53,7 +53,7 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         # microsecond UTC timestamps in the Parquet it writes, as delta-rs expects (not legacy INT96)
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "4g"))
+        .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "2g"))
     )
     jars = os.environ.get("MEDGOV_DELTA_JARS")  # local delta-spark + delta-storage jars, comma-separated
     if jars:

@@ -39,10 +39,15 @@ def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
         uri = ctx.lake.table("silver", target)
         if ctx.store.exists(uri):
             ctx.progress(f"relink {target}")
-            moved = silver.relink(ctx.store.read(uri, scope_old), changes).cache()
+            earlier = ctx.store.read(uri, scope_old)
+            # usually nothing points at a changed key (new patients): a look at one column says so
+            # without reading the resources
+            if silver.referencing(earlier, changes).limit(1).count() == 0:
+                continue
+            moved = silver.relink(earlier, changes).cache()
             n_moved = moved.count()
             if n_moved:
-                ctx.store.merge(uri, moved, ["id"], run_id=ctx.run_id)
+                ctx.store.merge(uri, moved, ["org_code", "id"], run_id=ctx.run_id)
             moved_total += n_moved
             moved.unpersist()
     return moved_total
@@ -129,7 +134,10 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             uri = lake.table("silver", target)
             # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
             delete = None if target == "patient" else sql_in("t.batch_key", keys)
-            store.merge(uri, df, ["id"], delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
+            # Other resources' ids are keyed on their institution, so matching on the partition
+            # column too is the same match, and lets the MERGE read only the institutions delivering.
+            on = ["id"] if target == "patient" else ["org_code", "id"]
+            store.merge(uri, df, on, delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
                         description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised")
             n = store.read(uri, sql_in("batch_key", keys)).count()
             result.resources[target] = n

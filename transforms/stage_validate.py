@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medgov import faults, quality_results, state
@@ -77,6 +81,29 @@ def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view, key
     return rows, found
 
 
+@dataclass(frozen=True)
+class _Suite:
+    """One GX suite to run on the batches: what it checks and where the rows are."""
+
+    name: str
+    uri: str
+    key_col: str
+    locator: tuple[str, str]  # the columns that point a reader at the source line
+    view: Callable[[], DataFrame]
+
+
+def _threads() -> int:
+    return max(1, int(os.environ.get("MEDGOV_VALIDATE_THREADS", "2")))
+
+
+def _bronze_view(ctx: Context, uri: str, table: str, keys: list[str], key: bytes, keyed: bool) -> DataFrame:
+    return bronze_view(ctx.store.read(uri, sql_in("_batch_key", keys)), contract(table), key, keyed)
+
+
+def _silver_view(ctx: Context, uri: str, table: str, keys: list[str], patients, encounters) -> DataFrame:
+    return silver_view(ctx.store.read(uri, sql_in("batch_key", keys)), table, patients, encounters)
+
+
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     """Validate the given batches (default: those whose stage is `silver`)."""
     taken = state.taken(ctx.lake, "silver", keys)
@@ -90,29 +117,31 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     rows: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     with stage_run(lake, "medgov.validate", ctx.parent) as run:
+        suites: list[_Suite] = []
         for table in TABLES:
             uri = lake.table("bronze", table)
-            if not store.exists(uri):
-                continue
-            keyed = "source_key" in json.dumps(suite_file(f"bronze.{table}")["expectations"])
-            view = bronze_view(store.read(uri, sql_in("_batch_key", keys)), contract(table), key, keyed)
-            table_rows, table_examples = _validate_batches(ctx, runner, f"bronze.{table}", view, "_batch_key", keys,
-                                                           ("_file", "_line"))
-            rows += table_rows
-            found += table_examples
-            run.inputs.append(DatasetInfo(uri, assertions=_assertions(table_rows)))
+            if store.exists(uri):
+                keyed = "source_key" in json.dumps(suite_file(f"bronze.{table}")["expectations"])
+                suites.append(_Suite(f"bronze.{table}", uri, "_batch_key", ("_file", "_line"),
+                                     partial(_bronze_view, ctx, uri, table, keys, key, keyed)))
         silver = {t: lake.table("silver", t) for t in SILVER_TABLES}
         patients = store.read(silver["patient"]) if store.exists(silver["patient"]) else None
         encounters = store.read(silver["encounter"]) if store.exists(silver["encounter"]) else None
         for table in SILVER_TABLES:
-            if table == "patient_xref" or not store.exists(silver[table]):
-                continue
-            view = silver_view(store.read(silver[table], sql_in("batch_key", keys)), table, patients, encounters)
-            table_rows, table_examples = _validate_batches(ctx, runner, f"silver.{table}", view, "batch_key", keys,
-                                                           ("source_file", "source_line"))
-            rows += table_rows
-            found += table_examples
-            run.inputs.append(DatasetInfo(silver[table], assertions=_assertions(table_rows)))
+            if table != "patient_xref" and store.exists(silver[table]):
+                suites.append(_Suite(f"silver.{table}", silver[table], "batch_key", ("source_file", "source_line"),
+                                     partial(_silver_view, ctx, silver[table], table, keys, patients, encounters)))
+        for suite in suites:
+            runner.prepare(suite.name)  # GX objects are created one at a time, before the threads start
+        # Suites run side by side: a GX run mostly waits on many small calls into the JVM, time a
+        # second thread fills. Results keep the suites' order.
+        with ThreadPoolExecutor(max_workers=_threads()) as pool:
+            outcomes = list(pool.map(lambda s: _validate_batches(ctx, runner, s.name, s.view(), s.key_col, keys,
+                                                                 s.locator), suites))
+        for suite, (suite_rows, suite_examples) in zip(suites, outcomes):
+            rows += suite_rows
+            found += suite_examples
+            run.inputs.append(DatasetInfo(suite.uri, assertions=_assertions(suite_rows)))
         runner.build_docs()
         quality_results.write_examples(lake, found, keys, layers=("bronze", "silver"))
         quality_results.write(lake, rows, keys, layers=("bronze", "silver"))
