@@ -101,3 +101,8 @@ def test_the_models_have_only_the_generic_presence_rules():
         decorators = model.__pydantic_decorators__
         assert set(decorators.model_validators) == generic, model.__name__
         assert not decorators.field_validators, model.__name__
+    # element fields are checked item by item: no constraint may sit on the field itself
+    for model in MODELS.values():
+        keys = element_fields(model)
+        constrained = [n for n, f in model.model_fields.items() if (f.alias or n) in keys and f.metadata]
+        assert not constrained, (model.__name__, constrained)

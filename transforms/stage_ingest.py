@@ -126,9 +126,8 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
 
 
 def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]], fingerprints: dict[str, str],
-                  staged: "ParsedTables", deliveries: list[dict], received, result: IngestResult) -> None:
+                  staged: ParsedTables, deliveries: list[dict], received, result: IngestResult) -> None:
     """Bronze and quarantine from the staged batches, then the bookkeeping."""
-
     keys = sorted(parsed)
     # Claim first: a re-delivered batch leaves every reader's view (see `visible`) before any of
     # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
