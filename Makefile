@@ -46,13 +46,19 @@ BENCH_REPS  ?= 3
 bench: install
 	$(BIN)/medgov bench --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) --out bench
 
-# The whole suite, slow tests included (they are marked `slow`; CI runs them too).
+# The whole suite, as CI runs it (≤ 15 min on the 2-core reference machine), on two workers
+# (tests sharing a costly run stay together: see tests/conftest.py); the ten slowest tests
+# are listed at the end.
+TEST_WORKERS ?= 2
 test: install
 	@.ci/install-browser
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# Everything but the whole-pipeline, Airflow, browser and cluster tests (≤ 3 min): for
+# iterating. Markers are explained in pyproject.toml.
 test-fast: install
-	$(BIN)/python -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) --dist loadgroup \
+	  -m "not (system or airflow or browser or cluster)" $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(LAKE) sample .pytest_cache
+	rm -rf $(LAKE) sample site .pytest_cache

@@ -1,6 +1,7 @@
 """medgov DAGs: landing flag -> ingest -> normalize -> validate -> publish, chained by assets.
 
-Thin wrappers: each task calls `medgov.stages.run_stage`, the same code `medgov run` runs.
+Thin wrappers: one DAG per stage of `medgov.spec.lifecycle.STAGES`, in its order; each task
+calls `medgov.pipeline.runner.run_stage`, the same runner `medgov run` uses.
 Configure with MEDGOV_LANDING, MEDGOV_LAKE and MEDGOV_PSEUDONYM_KEY(_FILE) in the
 workers' environment (see infra/airflow/).
 """
@@ -13,7 +14,8 @@ import pendulum
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import Asset, AssetWatcher, dag, get_current_context, task
 
-from medgov.airflow_trigger import LandingZoneTrigger
+from medgov.orchestration.trigger import LandingZoneTrigger
+from medgov.spec.lifecycle import STAGES
 
 LANDING = os.path.abspath(os.environ.get("MEDGOV_LANDING", "sample/landing"))
 LAKE = os.path.abspath(os.environ.get("MEDGOV_LAKE", "lake"))
@@ -33,7 +35,7 @@ DEFAULTS = {"retries": 1, "retry_delay": pendulum.duration(seconds=30)}
 
 def _parent():
     """The Airflow task run as OpenLineage parent of the stage's run."""
-    from medgov.lineage import ParentRun
+    from medgov.storage.lineage import ParentRun
 
     try:
         from airflow.providers.openlineage.plugins.macros import (
@@ -49,7 +51,7 @@ def _parent():
 
 
 def _run(stage: str) -> dict:
-    from medgov.stages import has_work, run_stage
+    from medgov.pipeline.runner import has_work, run_stage
 
     if not has_work(stage, LAKE, LANDING):
         raise AirflowSkipException(f"nothing to {stage}")  # no outlet event, downstream stays idle
@@ -71,11 +73,15 @@ def stage_dag(stage: str, schedule: list[Asset], outlet: Asset, doc: str):
     return pipeline_stage()
 
 
-ingest_dag = stage_dag("ingest", [landing_flags], bronze,
-                       "Verified landing batches -> bronze Delta tables + quarantine. Fired by any new `.ready` flag.")
-normalize_dag = stage_dag("normalize", [bronze], silver,
-                          "Bronze batches -> FHIR R4 silver tables (pseudonymised, validated resources).")
-validate_dag = stage_dag("validate", [silver], quality,
-                         "Great Expectations suites on bronze and silver; blocking failures hold a batch back.")
-publish_dag = stage_dag("publish", [quality], gold,
-                        "Curated CKD registry (gold) from batches that passed the quality gate, MERGE on patient key.")
+OUTLETS = {"ingest": bronze, "normalize": silver, "validate": quality, "publish": gold}
+DOCS = {
+    "ingest": "Verified landing batches -> bronze Delta tables + quarantine. Fired by any new `.ready` flag.",
+    "normalize": "Bronze batches -> FHIR R4 silver tables (pseudonymised, validated resources).",
+    "validate": "Great Expectations suites on bronze and silver; blocking failures hold a batch back.",
+    "publish": "Curated CKD registry (gold) from batches that passed the quality gate, MERGE on patient key.",
+}
+
+# each stage's DAG runs on the asset its predecessor emits; the first on the landing zone's flags
+_upstream = [landing_flags] + [OUTLETS[s.name] for s in STAGES[:-1]]
+_dags = {s.name: stage_dag(s.name, [up], OUTLETS[s.name], DOCS[s.name]) for s, up in zip(STAGES, _upstream)}
+ingest_dag, normalize_dag, validate_dag, publish_dag = (_dags[n] for n in ("ingest", "normalize", "validate", "publish"))

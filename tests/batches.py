@@ -6,8 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-LAB_HEADER = ["report_id", "item_seq", "visit_id", "patient_id", "item_code", "item_name", "result", "unit",
-              "ref_range", "abnormal_flag", "specimen", "collected_time", "reported_time"]
+from medgov.spec.contracts import contract
+
+LAB_HEADER = contract("lab_result").names
 
 
 def write_batch(landing: Path, org: str, batch_id: str, files: dict[str, tuple[str, bytes, int]],

@@ -1,13 +1,26 @@
-"""Shared fixtures: one Spark session per test run, one pipeline run on generated sample data."""
+"""Shared fixtures and markers.
+
+One Spark session per test run, and few pipeline runs shared by many tests: `demo` (the
+sample through every stage), `followups` (later deliveries into a copy of it), `one_org`
+(one institution's batches: what crashed, concurrent and cluster runs must equal), all in
+this process; and `two_cli_runs` (two `medgov run` processes at once on one_org's landing).
+Markers follow what a test needs: `spark` for the in-process session and `system` for a
+whole pipeline run are set here from the fixtures; test modules mark `airflow`, `browser`,
+`cluster` and `system` themselves. `make test-fast` leaves out system, airflow, browser and
+cluster tests.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+logging.getLogger("py4j").setLevel(logging.WARNING)  # py4j logs on interpreter exit, after pytest closed its streams
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout (tests only)
 TEST_KEY = "test-only-pseudonym-key-0123456789abcdef"
@@ -20,10 +33,34 @@ def shared_file(rel: str) -> Path:
     return path
 
 
+# a test using one of these fixtures needs a whole pipeline run
+SYSTEM_FIXTURES = {"demo", "one_org", "followups", "two_cli_runs"}
+
+
+# Under `pytest -n 2 --dist loadgroup` (make test) the tests sharing a costly run stay on one
+# worker, so the run is made once: the first group whose fixture a test uses.
+XDIST_GROUPS = (("demo", {"demo", "followups"}), ("cli_runs", {"two_cli_runs"}), ("dirty", {"dirty"}))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(item.fixturenames)
+        if "spark" in names:
+            item.add_marker(pytest.mark.spark)
+        if SYSTEM_FIXTURES & names:
+            item.add_marker(pytest.mark.system)
+        group = next((g for g, fixtures in XDIST_GROUPS if fixtures & names), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _env(tmp_path_factory):
     os.environ["MEDGOV_PSEUDONYM_KEY"] = TEST_KEY
-    os.environ.setdefault("MEDGOV_SHUFFLE_PARTITIONS", "4")
+    # Test runs are small and short-lived, in this process and in every `medgov` process it
+    # starts: the short-run Spark profile (see medgov.storage.spark.PROFILES).
+    os.environ.setdefault("MEDGOV_SPARK_PROFILE", "short")
     for var in ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG"):
         os.environ.pop(var, None)
     yield
@@ -31,7 +68,7 @@ def _env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spark():
-    from medgov.spark import get_spark
+    from medgov.storage.spark import get_spark
 
     session = get_spark("medgov-tests")
     yield session
@@ -49,20 +86,78 @@ class DemoRun:
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory, spark) -> DemoRun:
     """The sample (3 institutions, 6 good batches, 1 corrupt) run once through every stage."""
-    from medgov.context import make_context
-    from medgov.generate import generate
-    from medgov.pipeline import run_all
+    from medgov.storage.context import make_context
+    from medgov.sample.generate import generate
+    from medgov.pipeline.runner import run_stages
 
     root = tmp_path_factory.mktemp("demo")
     landing, lake = root / "landing", root / "lake"
     gen = generate(landing, patients=60, seed=11)
-    result = run_all(make_context(str(lake)), landing)
+    result = run_stages(make_context(str(lake)), landing)
     return DemoRun(landing, lake, gen, result)
 
 
-def copy_landing(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
+@dataclass
+class Followups:
+    """Later deliveries into a copy of the demo lake, in two in-process runs."""
+
+    landing: Path
+    lake: Path
+    first: dict  # run_stages results of the first follow-up run
+    second: dict  # ... and of the second
+    early_key: str  # the labs-first result's subject key after the first run
+    withdrawn_lines: int  # lab rows the corrected re-delivery withdrew
+
+
+RELINK_ORG = "H33030200009"
+CORRECTED = "H33030200001/20230101-b2"
+ORPHANS = "H33030200001/orphans"
+
+
+@pytest.fixture(scope="session")
+def followups(demo, tmp_path_factory) -> Followups:
+    """What happens after the demo, shared by the re-delivery, quality-gate and relinking tests
+    (two runs instead of four). Run 1 takes three deliveries: a corrected re-delivery of
+    H33030200001/20230101-b2 withdrawing its last three lab results; a batch of lab results
+    for patients the institution never delivered (orphans: blocked by the gate); and another
+    institution's lab result delivered before its patient (labs-first). Run 2 takes that
+    patient (patients-later), with a valid identity number."""
+    import hashlib
+    import json
+
+    from batches import lab_csv, lab_row, write_batch
+    from deltalake import DeltaTable
+    from medgov.pipeline.runner import run_stages
+    from medgov.storage.context import make_context
+
+    root = tmp_path_factory.mktemp("followups")
+    landing, lake = root / "landing", root / "lake"
+    shutil.copytree(demo.landing, landing)
+    shutil.copytree(demo.lake, lake)
+    folder = landing / CORRECTED
+    manifest = json.loads((folder / "manifest.json").read_text())
+    lab = (folder / "lab_result.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = lab[:-3]
+    raw = "".join(kept).encode("utf-8")
+    for f in manifest["files"]:
+        if f["name"] == "lab_result.csv":
+            f["rows"], f["sha256"] = len(kept) - 1, hashlib.sha256(raw).hexdigest()
+    (folder / "lab_result.csv").write_bytes(raw)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (landing / f"{CORRECTED}.ready").touch()
+    ghosts = [lab_row(i, patient=f"GHOST{i}", result="400", reported=f"2024-0{1 + (i % 2) * 5}-01 10:00:00")
+              for i in range(12)]
+    write_batch(landing, "H33030200001", "orphans", {"lab_result.csv": ("lab_result", lab_csv(ghosts), 12)})
+    write_batch(landing, RELINK_ORG, "labs-first",
+                {"lab_result.csv": ("lab_result", lab_csv([lab_row(1, patient="P77")]), 1)})
+    first = run_stages(make_context(str(lake)), landing)
+    obs = DeltaTable(str(lake / "silver" / "observation")).to_pyarrow_table().to_pylist()
+    [early] = [o for o in obs if o["batch_key"] == f"{RELINK_ORG}/labs-first"]
+    header = "patient_id,id_type,id_no,name,sex_code,birth_date,updated_at\n"
+    patient = (header + "P77,01,11010519491231002X,测试,2,1949-12-31,2024-03-02 08:00:00\n").encode()
+    write_batch(landing, RELINK_ORG, "patients-later", {"patient.csv": ("patient", patient, 1)})
+    second = run_stages(make_context(str(lake)), landing)
+    return Followups(landing, lake, first, second, early["patient_key"], 3)
 
 
 @dataclass
@@ -71,19 +166,48 @@ class ReferenceRun:
     lake: Path
     tables: dict  # table -> sorted rows without volatile columns (lakes.tables)
     visible: dict  # batch -> table -> rows a reader sees (lakes.visible_by_batch)
+    generated: object  # the sample's raw identifiers (tests only)
 
 
 @pytest.fixture(scope="session")
-def one_org(tmp_path_factory) -> ReferenceRun:
-    """One institution's two sample batches, run once by `medgov run` without interruption:
-    what crashed and concurrent runs must end up equal to."""
-    from lakes import medgov, tables, visible_by_batch
-    from medgov.generate import generate
+def one_org(tmp_path_factory, spark) -> ReferenceRun:
+    """One institution's two sample batches, run once through every stage without
+    interruption (in this process: the tables do not depend on it): what crashed, concurrent
+    and cluster runs must end up equal to."""
+    from lakes import tables, visible_by_batch
+    from medgov.pipeline.runner import run_stages
+    from medgov.sample.generate import generate
+    from medgov.storage.context import make_context
 
     root = tmp_path_factory.mktemp("one_org")
     landing, lake = root / "landing", root / "reference"
-    generate(landing, patients=24, seed=5)
+    gen = generate(landing, patients=24, seed=5)
     for org in sorted(p for p in landing.iterdir() if p.is_dir())[1:]:
         shutil.rmtree(org)
-    medgov("run", "--landing", str(landing), "--lake", str(lake))
-    return ReferenceRun(landing, lake, tables(lake), visible_by_batch(lake))
+    run_stages(make_context(str(lake)), landing)
+    return ReferenceRun(landing, lake, tables(lake), visible_by_batch(lake), gen)
+
+
+@dataclass
+class CliRuns:
+    lake: Path
+    outputs: list[tuple[int, str, str]]  # (exit code, stdout, stderr) of each `medgov run`
+
+
+@pytest.fixture(scope="session")
+def two_cli_runs(one_org, tmp_path_factory) -> CliRuns:
+    """Two `medgov run` processes started together on one_org's landing zone and a new lake:
+    the concurrency test's runs, and the CLI's output for the output tests."""
+    import subprocess
+    import sys
+
+    lake = tmp_path_factory.mktemp("two_cli_runs") / "lake"
+    args = [sys.executable, "-m", "medgov.cli", "run", "--landing", str(one_org.landing), "--lake", str(lake)]
+    env = {**os.environ, "COLUMNS": "250"}
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=1200)
+        outputs.append((p.returncode, out, err))
+    return CliRuns(lake, outputs)

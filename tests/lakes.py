@@ -11,11 +11,12 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from medgov.spec.tables import BATCH_COLUMN, BRONZE_TABLES, SILVER_RESOURCES
+
 # run-specific values: who wrote a row and when, not what it says
 VOLATILE = {"run_id", "updated_run_id", "_ingested_at", "quarantined_at", "validated_at", "received_at"}
 CONTROL_VOLATILE = {"updated_at"}
-BRONZE = ("patient", "visit", "diagnosis", "lab_result", "vital_sign", "prescription")
-SILVER = ("patient", "encounter", "condition", "observation", "medication_request")
+SILVER = tuple(t.name for t in SILVER_RESOURCES)
 
 
 def medgov(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -44,11 +45,11 @@ def tables(lake: Path) -> dict[str, list[str]]:
 
 def visible_by_batch(lake: Path) -> dict[str, dict[str, list[str]]]:
     """What a reader sees: batch -> table -> sorted rows (bronze and silver through `visible`)."""
-    from medgov.lake import Lake
-    from medgov.visible import BATCH_COLUMN, read_visible
+    from medgov.storage.lake import Lake
+    from medgov.storage.visible import read_visible
 
     seen: dict[str, dict[str, list[str]]] = defaultdict(dict)
-    for zone, names in (("bronze", BRONZE), ("silver", SILVER)):
+    for zone, names in (("bronze", BRONZE_TABLES), ("silver", SILVER)):
         for name in names:
             if DeltaTable.is_deltatable(str(lake / zone / name)):
                 for r in read_visible(Lake.at(lake), zone, name).to_pylist():

@@ -1,0 +1,78 @@
+"""The benchmark runs end to end at a tiny size, so it cannot rot (figures are not asserted:
+machines are noisy; `make bench` measures)."""
+
+import json
+
+import pytest
+
+from lakes import medgov
+from medgov.bench.harness import floor_seconds, linearity, make_feed
+
+
+@pytest.mark.system
+def test_bench_smoke(tmp_path):
+    """One size, no increment: one pipeline process (the increment's runs are the same timed
+    runs; `incremental` is tested below, linearity by `linearity`'s test)."""
+    proc = medgov("bench", "--sizes", "1500", "--reps", "1", "--increment", "0", "--out", str(tmp_path / "out"),
+                  "--work", str(tmp_path / "work"))
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    sizes = results["sizes"]
+    assert [s["target_rows"] for s in sizes] == [1500]
+    for s in sizes:
+        assert s["rows"] > 0 and s["seconds"]["total"] > 0 and s["floor_seconds"] > 0
+        assert set(s["seconds"]) == {"startup", "ingest", "normalize", "validate", "publish", "total"}
+        assert s["peak_rss_mb"] > 100  # the JVM is counted: the process tree, not just Python
+        assert s["resources"] > s["rows"] * 0.5 and s["invalid"] == 0
+        assert s["batches"] == 6 and s["checks"] > 100
+    assert "incremental" not in results
+    assert results["fhir_validation"]["resources_per_second"] > 0
+    assert results["fhir_validation"]["same_verdicts"] is True
+    assert results["linearity"] == []  # one size: nothing to compare
+    assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
+    assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout
+
+
+def test_incremental_times_the_largest_batch_into_an_empty_then_the_full_lake(tmp_path, monkeypatch):
+    """The increment: one generated batch (the largest), later than any of the feed's, timed
+    into an empty lake and into the full one, each in the harness's timed run."""
+    from medgov.bench import harness
+
+    calls = []
+
+    def timed(landing, lake, env):
+        batches = sorted(str(m.parent.relative_to(landing)) for m in landing.glob("*/*/manifest.json"))
+        flags = sorted(str(f.relative_to(landing)) for f in landing.glob("*/*.ready"))
+        calls.append((lake.name, batches, flags))
+        return {"seconds": {"total": 10.0 if lake.name == "lake-empty" else 25.0}, "batches": len(batches)}
+
+    monkeypatch.setattr(harness, "timed_run", timed)
+    inc = harness.incremental(tmp_path, tmp_path / "full", {}, seed=7, per_patient=60.0,
+                              progress=lambda m: None, target_rows=600)
+    assert [c[0] for c in calls] == ["lake-empty", "full"]
+    (_, batches, flags), _ = calls
+    assert len(batches) == 1 and flags == [f"{batches[0]}.ready"] and batches[0].split("/")[1] >= "20260101"
+    assert 100 < inc["rows"] < 1500 and inc["ratio"] == 2.5
+
+
+def test_feed_size_and_floor(tmp_path):
+    rows = make_feed(tmp_path / "landing", 5000, seed=3, per_patient=60.0)
+    assert 3500 < rows < 6500
+    scratch = tmp_path / "floor"
+    scratch.mkdir()
+    assert floor_seconds(tmp_path / "landing", scratch) > 0
+    written = list(scratch.glob("*.parquet"))
+    import pyarrow.parquet as pq
+
+    # every CSV of every accepted batch (plus the corrupt one) is read whole, as text
+    assert sum(pq.read_metadata(p).num_rows for p in written) >= rows
+
+
+def test_bad_sizes_are_one_line_errors(tmp_path):
+    proc = medgov("bench", "--sizes", "ten", "--out", str(tmp_path), check=False)
+    assert proc.returncode == 1 and "--sizes must be numbers" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_linearity_compares_consecutive_sizes():
+    sizes = [{"rows": 100, "seconds": {"total": 10.0}}, {"rows": 500, "seconds": {"total": 40.0}}]
+    (lin,) = linearity(sizes)
+    assert (lin["row_ratio"], lin["time_ratio"], lin["time_per_row_ratio"]) == (5.0, 4.0, 0.8)

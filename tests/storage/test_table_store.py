@@ -1,0 +1,98 @@
+"""Spark -> delta-rs writes go through staged Parquet, streamed: no table collected to the driver."""
+
+from datetime import date, datetime, timezone
+
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame
+
+from medgov.storage.table_store import DeltaRsStore
+
+SCHEMA = ("id string, n long, x double, d date, ts timestamp, tags array<string>, comp map<string,double>, "
+          "org string")
+ROWS = [("a", 1, 1.5, date(2024, 2, 29), datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc), ["x", "y"],
+         {"8480-6": 120.0}, "O1"),
+        ("b", None, None, None, None, None, None, "O2"),
+        ("c", 3, -2.0, date(1970, 1, 1), datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc), [],
+         {}, "O1")]
+
+
+@pytest.fixture
+def no_collect(monkeypatch):
+    def refuse(self):
+        if self.count() > 0:
+            raise AssertionError("a non-empty table was collected to the driver")
+        return original(self)
+
+    original = DataFrame.toArrow
+    monkeypatch.setattr(DataFrame, "toArrow", refuse)
+
+
+def _rows(uri):
+    return sorted(DeltaTable(uri).to_pyarrow_table().to_pylist(), key=lambda r: r["id"])
+
+
+def test_replace_and_merge_round_trip_every_type_without_collecting(spark, tmp_path, no_collect):
+    store = DeltaRsStore(spark)
+    uri = str(tmp_path / "lake" / "silver" / "t")
+    df = spark.createDataFrame(ROWS, SCHEMA)
+    store.replace(uri, df, "TRUE", partition_by=["org"])
+    got = _rows(uri)
+    assert [r["id"] for r in got] == ["a", "b", "c"]
+    assert got[0]["ts"] == datetime(2024, 3, 1, 8, 30, tzinfo=timezone.utc) and got[0]["d"] == date(2024, 2, 29)
+    assert got[2]["ts"].microsecond == 123456 and got[1]["n"] is None and got[0]["tags"] == ["x", "y"]
+    assert dict(got[0]["comp"]) == {"8480-6": 120.0}
+    store.merge(uri, spark.createDataFrame([("b", 9, 0.0, None, None, None, None, "O2")], SCHEMA), ["id"])
+    assert [r["n"] for r in _rows(uri)] == [1, 9, 3]
+    assert not any((tmp_path / "lake" / "_staging").glob("*")), "staging folders are removed"
+
+
+def test_an_empty_frame_still_writes_its_schema(spark, tmp_path):
+    store = DeltaRsStore(spark)
+    uri = str(tmp_path / "lake" / "bronze" / "t")
+    store.replace(uri, spark.createDataFrame([], SCHEMA), "TRUE")
+    assert DeltaTable(uri).schema().to_arrow().names == [f.split(" ")[0] for f in SCHEMA.split(", ")]
+    assert _rows(uri) == []
+
+
+def test_parsed_batches_reach_spark_from_parquet_not_from_the_driver(spark, tmp_path, monkeypatch):
+    """Ingest stages each parsed batch as Parquet; Spark reads every row back, none comes
+    through createDataFrame; the folder is gone afterwards."""
+    import pyarrow as pa
+
+    from medgov.storage.staging import ParsedTables
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("rows were sent from the driver")
+
+    staged = ParsedTables(tmp_path / "_staging", "run1")
+    first = pa.table({"a": pa.array(["x", None]), "_line": pa.array([2, 3], pa.int64()),
+                      "_ingested_at": pa.array([datetime(2024, 1, 1, tzinfo=timezone.utc)] * 2,
+                                               pa.timestamp("us", "UTC"))})
+    staged.add("ORG/b1", {"t": first})
+    staged.add("ORG/b2", {"t": first.slice(0, 0)})  # a header-only file
+    staged.add("ORG/b3", {"t": first.slice(1)})
+    monkeypatch.setattr(type(spark), "createDataFrame", refuse)
+    rows = staged.frame(spark, "t", ["ORG/b1", "ORG/b2", "ORG/b3"]).collect()
+    assert sorted((r["_line"], r["a"]) for r in rows) == [(2, "x"), (3, None), (3, None)]
+    assert rows[0]["_ingested_at"].astimezone(timezone.utc) == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    staged.remove()
+    assert not (tmp_path / "_staging" / "ingest-run1").exists()
+
+
+def test_crash_leftovers_in_staging_are_removed(tmp_path):
+    import os
+
+    from medgov.storage.staging import STALE_SECONDS, remove_leftovers
+
+    staging = tmp_path / "_staging"
+    for name in ("ingest-deadrun", "observation-" + "a" * 32, "patient-" + "b" * 32, "keep-me"):
+        (staging / name).mkdir(parents=True)
+        (staging / name / "part.parquet").write_bytes(b"raw")
+    old = (staging / ("observation-" + "a" * 32)).stat().st_mtime - STALE_SECONDS - 60
+    os.utime(staging / ("observation-" + "a" * 32), (old, old))
+    removed = remove_leftovers(staging)
+    # an earlier ingest's parse and a day-old table write go; a current write and anything else stay
+    assert sorted(removed) == ["ingest-deadrun", "observation-" + "a" * 32]
+    assert sorted(p.name for p in staging.iterdir()) == ["keep-me", "patient-" + "b" * 32]
+    assert remove_leftovers(tmp_path / "absent") == []

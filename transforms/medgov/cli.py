@@ -1,0 +1,190 @@
+"""`medgov` command line: generate sample batches, run the pipeline, report on a lake, list
+the checks, serve the dashboard, benchmark. Each command imports what it needs when it runs,
+so `medgov --help` and the light commands start no Spark, Great Expectations or Airflow."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+from typer._click import exceptions as click_exc  # typer ships its own click
+from typer.exceptions import Abort
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from medgov.errors import MedgovError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="medgov: hospital extracts -> bronze -> FHIR R4 silver -> quality gate -> curated Delta datasets.")
+err = Console(stderr=True)
+
+
+@app.command()
+def generate(out: Path = typer.Option(..., help="landing folder to write batches into"),
+             patients: int = typer.Option(300, min=1, help="number of sample patients"),
+             seed: int = typer.Option(7, help="random seed (same seed, same data)")) -> None:
+    """Write realistic sample landing batches (three institutions, one corrupt batch)."""
+    from medgov.sample.generate import generate as gen
+
+    g = gen(out, patients=patients, seed=seed)
+    total = sum(g.rows.values())
+    typer.echo(f"wrote {len(g.batches)} batches, {total} data rows, to {out}")
+
+
+def _stage_progress():
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)
+
+
+@app.command()
+def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ folders with .ready flags"),
+        lake: str = typer.Option(..., help="lake folder (or s3:// URI) to write into")) -> None:
+    """Process every ready batch not yet processed and re-publish what changed."""
+    from medgov.domain.pseudonym import load_key
+    from medgov.pipeline.runner import preload, run_stages
+    from medgov.storage.context import make_context
+
+    if not landing.is_dir():
+        raise MedgovError(f"landing folder not found: {landing}")
+    load_key()
+    preload()
+    started = time.monotonic()
+    with _stage_progress() as progress:
+        task = progress.add_task("starting Spark", total=None)
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m))
+        result = run_stages(ctx, landing)
+    i, norm, v, pub = result["ingest"], result["normalize"], result["validate"], result["publish"]
+    typer.echo(f"ingest: {len(i.accepted)} batch(es) accepted, {len(i.rejected)} rejected, {len(i.unchanged)} unchanged")
+    for k, reason in i.rejected.items():
+        typer.echo(f"  rejected {k}: {reason}")
+    for table, n in i.rows.items():
+        typer.echo(f"  {table}: {n['bronze']} to bronze, {n['quarantined']} quarantined")
+    if norm.batches:
+        typer.echo("normalize: " + ", ".join(f"{t} {c}" for t, c in norm.resources.items())
+                   + f" FHIR resources; {sum(norm.invalid.values())} invalid; {norm.unmapped_lab_codes} lab results "
+                   "with unmapped local codes"
+                   + (f"; {norm.relinked_resources} earlier resources relinked to their patient"
+                      if norm.relinked_resources else ""))
+    if v.checks:
+        typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
+                   f"{v.failed_warnings} warning(s)")
+        for k, fails in v.blocked.items():
+            typer.echo(f"  blocked {k}: {'; '.join(fails[:3])}")
+    for name, rows in pub.rows.items():
+        typer.echo(f"publish: gold.{name} {rows} rows (Delta version {pub.versions[name]})")
+    typer.echo(f"done in {time.monotonic() - started:.1f} s")
+    ctx.spark.stop()
+
+
+@app.command()
+def report(lake: str = typer.Option(..., help="lake folder written by `medgov run`")) -> None:
+    """Summarise the lake: batches, rows per table, quality per layer, curated datasets."""
+    from medgov.report import render, summary
+
+    render(summary(lake))
+
+
+@app.command()
+def checks(output: str = typer.Option("table", "--format", help="table or json"),
+           layer: str | None = typer.Option(None, help="only this layer (ingest, bronze, normalize, silver)")) -> None:
+    """List every check the pipeline runs (GX suites and medgov's own), from expectations/."""
+    from medgov.spec.checks import catalogue
+
+    if output not in ("table", "json"):
+        raise MedgovError(f"--format must be table or json, not {output!r}")
+    rows = [c for c in catalogue() if layer is None or c.layer == layer]
+    if not rows:
+        raise MedgovError(f"no checks in layer {layer!r}")
+    if output == "json":
+        import json
+        from dataclasses import asdict
+
+        typer.echo(json.dumps([asdict(c) for c in rows], ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} checks (expectations/)")
+    for col in ("layer", "suite", "check", "column", "category", "context", "severity", "threshold", "engine",
+                "description"):
+        t.add_column(col, overflow="fold")
+    for c in rows:
+        t.add_row(c.layer, c.suite, c.expectation, c.column or "", c.category, c.context, c.severity,
+                  f"{c.threshold:g}", c.engine, c.description)
+    Console().print(t)
+
+
+@app.command()
+def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov run` (read only)"),
+              export: Path | None = typer.Option(None, help="write a static site into this folder instead of serving"),
+              host: str = typer.Option("127.0.0.1", help="address to listen on"),
+              port: int = typer.Option(8050, min=1, max=65535, help="port to listen on"),
+              lang: str | None = typer.Option(None, help="zh or en (default: the browser's preference)"),
+              batches: int = typer.Option(10, min=2, help="batches shown in each trend")) -> None:
+    """The data steward's quality dashboard: serve it on localhost, or export a static site."""
+    from medgov.dashboard import site, snapshot
+
+    if lang is not None and lang not in ("zh", "en"):
+        raise MedgovError(f"--lang must be zh or en, not {lang!r}")
+    if export is not None:
+        pages = site.export(snapshot.read(lake), export, batches)
+        typer.echo(f"dashboard: {pages} pages written to {export} (open {export / 'index.html'})")
+        return
+    from medgov.dashboard.app import serve
+
+    typer.echo(f"dashboard: http://{host}:{port}/ (read-only view of {lake}; Ctrl-C stops)")
+    serve(lake, host, port, lang, batches)
+
+
+@app.command()
+def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows per size, comma-separated"),
+          reps: int = typer.Option(3, min=1, help="repetitions per size (the median is reported)"),
+          out: Path = typer.Option(Path("bench"), help="folder for results.json and scaling.png"),
+          work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder)"),
+          increment: int = typer.Option(10_000, min=0, help="rows of the one batch added to the largest lake "
+                                                              "(0: no incremental measurement)")
+          ) -> None:
+    """Benchmark the whole pipeline on generated feeds; prints a table, writes results.json."""
+    from medgov.bench import harness as benchmark
+
+    try:
+        counts = [int(s.replace("_", "")) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        raise MedgovError(f"--sizes must be numbers separated by commas, not {sizes!r}") from None
+    if not counts or min(counts) < 100:
+        raise MedgovError("--sizes needs at least one size of 100 rows or more")
+    results = benchmark.run(sorted(counts), reps, out, work, progress=lambda m: typer.echo(f"bench: {m}", err=True),
+                            increment_rows=increment)
+    benchmark.render(results)
+    typer.echo(f"results: {out / 'results.json'}, plot: {out / 'scaling.png'}")
+
+
+def main() -> None:
+    """Entry point: user mistakes end as one line on stderr and a non-zero exit."""
+    def fail(message: str, code: int) -> None:
+        print(f"medgov: error: {message}", file=sys.stderr)
+        sys.exit(code)
+
+    try:
+        code = app(standalone_mode=False)
+    except MedgovError as exc:
+        fail(str(exc), 1)
+    except click_exc.NoArgsIsHelpError:
+        sys.exit(0)
+    except click_exc.UsageError as exc:
+        fail(f"{exc.format_message()} (see `medgov --help`)", 2)
+    except Abort:
+        fail("aborted", 130)
+    except Exception as exc:  # never a traceback for the user; MEDGOV_DEBUG=1 shows it
+        if os.environ.get("MEDGOV_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        fail(f"{type(exc).__name__}: {first[:300]} (set MEDGOV_DEBUG=1 for details)", 1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""One read-only look at a lake's bookkeeping tables, through `deltalake` (no Spark).
+
+Everything the dashboard shows is computed from a `Snapshot` by the pure functions in
+`queries`, so tests can build snapshots by hand and the server re-reads on each request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from medgov.errors import MedgovError
+from medgov.quality.results import reason_kind
+from medgov.storage.lake import Lake
+
+# quarantine rows are many; only these columns are read for the counts (not the record)
+QUARANTINE_COUNT_COLUMNS = ["layer", "org_code", "batch_key", "table", "reasons"]
+
+
+@dataclass
+class Dataset:
+    """A curated (gold) table as its Delta log describes it."""
+
+    name: str
+    uri: str
+    version: int
+    rows: int
+    published_at: datetime | None
+    operation: str | None
+
+
+@dataclass
+class Snapshot:
+    lake: Lake
+    results: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    datasets: list[Dataset] = field(default_factory=list)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    data_docs: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (suite, batch, run) -> page
+
+
+def _rows(uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    if not DeltaTable.is_deltatable(uri):
+        return []
+    return DeltaTable(uri).to_pyarrow_table(columns=columns).to_pylist()
+
+
+def _datasets(lake: Lake) -> list[Dataset]:
+    gold = Path(lake.root) / "gold"
+    out = []
+    for p in sorted(gold.iterdir()) if lake.is_local and gold.is_dir() else []:
+        if not DeltaTable.is_deltatable(str(p)):
+            continue
+        dt = DeltaTable(str(p))
+        last = next(iter(dt.history(1)), {})
+        ts = last.get("timestamp")
+        out.append(Dataset(p.name, str(p), dt.version(), dt.to_pyarrow_dataset().count_rows(),
+                           datetime.fromtimestamp(ts / 1000).astimezone() if ts else None, last.get("operation")))
+    return out
+
+
+def _lineage(lake: Lake) -> list[dict[str, Any]]:
+    path = Path(lake.lineage_file)
+    if not lake.is_local or not path.is_file():
+        return []
+    events = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    events.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # a line cut by a crash; the next complete event still counts
+    return events
+
+
+def _data_docs(lake: Lake) -> dict[tuple[str, str, str], str]:
+    """Data Docs validation pages by (suite, batch key, run id), as paths under the site."""
+    site = Path(lake.data_docs_index).parent
+    root = site / "validations"
+    out: dict[tuple[str, str, str], str] = {}
+    if not root.is_dir():
+        return out
+    # validations/<layer>/<table>/<run name>/<run time>/<batch>.html (the suite's dots become folders)
+    for page in root.glob("*/*/*/*/*.html"):
+        suite, run_name = f"{page.parts[-5]}.{page.parts[-4]}", page.parts[-3]
+        # run names are `<org>__<batch>__<run id>` (see quality.QualityRunner.validate)
+        head, _, run_id = run_name.rpartition("__")
+        org, _, batch = head.partition("__")
+        out[(suite, f"{org}/{batch}", run_id)] = page.relative_to(site).as_posix()
+    return out
+
+
+def read(lake_dir: str | Path) -> Snapshot:
+    """Read what the dashboard needs from the lake at `lake_dir`."""
+    lake = Lake.at(lake_dir)
+    if lake.is_local and not Path(lake.root).is_dir():
+        raise MedgovError(f"lake folder not found: {lake_dir}")
+    if not DeltaTable.is_deltatable(lake.deliveries):
+        raise MedgovError(f"{lake_dir} holds no medgov lake yet: run `medgov run` first")
+    return Snapshot(
+        lake=lake,
+        results=_rows(lake.quality_results),
+        examples=_rows(lake.check_examples),
+        quarantine=_rows(lake.quarantine, QUARANTINE_COUNT_COLUMNS),
+        deliveries=_rows(lake.deliveries),
+        batches=_rows(lake.batches),
+        datasets=_datasets(lake),
+        lineage=_lineage(lake),
+        data_docs=_data_docs(lake),
+    )
+
+
+def quarantine_examples(lake: Lake, batch_key: str, layer: str, table: str, kind: str, limit: int
+                        ) -> list[dict[str, Any]]:
+    """Up to `limit` quarantined rows of one batch and table whose reasons include `kind`
+    (records as stored: direct identifiers already `***`; the caller masks the rest)."""
+    if not DeltaTable.is_deltatable(lake.quarantine):
+        return []
+    ds = DeltaTable(lake.quarantine).to_pyarrow_dataset()
+    flt = (pc.field("batch_key") == batch_key) & (pc.field("layer") == layer) & (pc.field("table") == table)
+    out = []
+    for r in sorted(ds.to_table(filter=flt, columns=["file", "line", "reasons", "record"]).to_pylist(),
+                    key=lambda r: (r["file"] or "", r["line"] or 0)):
+        if any(reason_kind(x)[0] == kind for x in r["reasons"]):
+            out.append(r)
+            if len(out) == limit:
+                break
+    return out

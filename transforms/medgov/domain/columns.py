@@ -1,0 +1,48 @@
+"""Spark column forms of the domain rules: eGFR and KDIGO stages from the constants in
+`clinical`, and the keyed source pseudonym of `pseudonym`. Used by the stages' pure
+DataFrame transforms; tests compare them with the pure forms."""
+
+from __future__ import annotations
+
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from medgov.domain.clinical import ACR_A2_FROM, ACR_A2_TO, CKD_EPI_2021, G_LOWEST, G_STAGES
+from medgov.domain.pseudonym import pseudonym
+
+
+def egfr_expr(scr_mg_dl: Column, age: Column, female: Column) -> Column:
+    """Spark form of `clinical.egfr_ckd_epi_2021` (same constants)."""
+    c = CKD_EPI_2021
+    kappa = F.when(female, F.lit(c.kappa_female)).otherwise(F.lit(c.kappa_male))
+    alpha = F.when(female, F.lit(c.alpha_female)).otherwise(F.lit(c.alpha_male))
+    ratio = scr_mg_dl / kappa
+    return (F.lit(c.scale) * F.pow(F.least(ratio, F.lit(1.0)), alpha)
+            * F.pow(F.greatest(ratio, F.lit(1.0)), F.lit(c.exponent_above))
+            * F.pow(F.lit(c.age_base), age) * F.when(female, F.lit(c.female_factor)).otherwise(F.lit(1.0)))
+
+
+def g_stage_expr(egfr: Column) -> Column:
+    """Spark form of `clinical.g_stage` (null for a null eGFR)."""
+    first_bound, first_stage = G_STAGES[0]
+    staged = reduce(lambda acc, bs: acc.when(egfr >= bs[0], bs[1]), G_STAGES[1:],
+                    F.when(egfr >= first_bound, first_stage))
+    return staged.when(egfr.isNotNull(), G_LOWEST)
+
+
+def a_stage_expr(acr: Column) -> Column:
+    """Spark form of `clinical.a_stage` (null for a null ACR)."""
+    return F.when(acr < ACR_A2_FROM, "A1").when(acr <= ACR_A2_TO, "A2").when(acr.isNotNull(), "A3")
+
+
+def with_source_key(df: DataFrame, key: bytes, org_col: str = "_org_code", id_col: str = "patient_id") -> DataFrame:
+    """Add `source_key` = keyed hash of (org, local patient id); the raw local id stays for
+    the caller to drop."""
+
+    @F.pandas_udf("string")
+    def source_key(org, pid):  # type: ignore[no-untyped-def]
+        return org.combine(pid, lambda o, p: pseudonym(key, "LOCAL", o, p))
+
+    return df.withColumn("source_key", source_key(F.col(org_col), F.col(id_col)))

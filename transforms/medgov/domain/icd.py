@@ -1,0 +1,40 @@
+"""Chinese ICD-10 editions reduced to the WHO ICD-10 stem (domain.md §2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from medgov.domain.identity import to_halfwidth
+
+_EXTENSION = re.compile(r"X\d{3}$")
+_STEM = re.compile(r"^([A-Z]\d{2})(?:\.([0-9A-Z]))?")
+
+
+@dataclass(frozen=True)
+class IcdCode:
+    original: str
+    stem: str | None  # "N18.3" or "I10"; None when the code has no ICD-10 shape
+    category: str | None  # 3-character category, "N18"
+    manifestations: tuple[str, ...] = ()
+
+
+def _stem(part: str) -> tuple[str | None, str | None]:
+    part = _EXTENSION.sub("", part.rstrip("*"))
+    m = _STEM.match(part)
+    if not m:
+        return None, None
+    category, sub = m.group(1), m.group(2)
+    # the subcategory is the first character after the dot unless it is the extension marker x
+    if sub and sub != "X":
+        return f"{category}.{sub}", category
+    return category, category
+
+
+def parse_icd(code: str) -> IcdCode:
+    """`N18.300x001+D63.8*` -> stem N18.3 (category N18) with manifestation D63.8."""
+    s = "".join(to_halfwidth(code).split()).upper()
+    parts = s.split("+")
+    stem, category = _stem(parts[0])
+    manifestations = tuple(m for m in (_stem(p)[0] for p in parts[1:] if p.endswith("*")) if m)
+    return IcdCode(code.strip(), stem, category, manifestations)

@@ -1,0 +1,236 @@
+"""Stage 1, ingest: verified landing batches -> bronze Delta tables + quarantine."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from medgov.errors import MedgovError
+from medgov.ingest import bronze
+from medgov.ingest.extract_csv import SHAPE_ERROR, decode, parse
+from medgov.ingest.landing import BatchRef, BatchRejected, discover, fingerprint, invalid_flags
+from medgov.ingest.manifest import check_files, read_manifest
+from medgov.quality import results
+from medgov.spec.checks import medgov_check
+from medgov.spec.contracts import Contract, contract
+from medgov.spec.lifecycle import BatchStage, stage
+from medgov.spec.tables import BATCH_COLUMN, BRONZE_LINEAGE, BRONZE_TABLES
+from medgov.storage import control, faults
+from medgov.storage.commits import sql_in
+from medgov.storage.context import Context
+from medgov.storage.lineage import DatasetInfo, stage_run
+from medgov.storage.staging import ParsedTables, remove_leftovers
+
+STAGE = stage("ingest")
+_ARROW = {"string": pa.string(), "bigint": pa.int64(), "timestamp": pa.timestamp("us", "UTC")}
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {"bronze": n, "quarantined": n}
+
+
+def _lineage(batch: BatchRef, file: str, ingested_at: datetime) -> dict[str, object]:
+    """The lineage values every row of one delivered file carries (its line numbers come
+    with the parse)."""
+    return {"_org_code": batch.org_code, "_batch_id": batch.batch_id, "_batch_key": batch.key, "_file": file,
+            "_ingested_at": ingested_at}
+
+
+def read_batch(batch: BatchRef, ingested_at: datetime) -> tuple[dict[str, pa.Table], list[str]]:
+    """Verify one batch and parse its files; raises BatchRejected with the reason.
+
+    Returns the tables and the notes a steward should see (detected encodings, ignored or
+    absent columns): deviations absorbed, never silently.
+    """
+    manifest = read_manifest(batch)
+    contents = check_files(batch, manifest)
+    tables: dict[str, pa.Table] = {}
+    notes: list[str] = []
+    for f in manifest.files:
+        text, note = decode(contents[f.name], f.encoding, f.name)
+        t, file_notes = parse(text, f.name, contract(f.table), f.rows)
+        notes += ([note] if note else []) + file_notes
+        values = _lineage(batch, f.name, ingested_at)
+        for name, kind in BRONZE_LINEAGE:
+            if name in values:
+                t = t.append_column(name, pa.array([values[name]] * t.num_rows, _ARROW[kind]))
+        tables[f.table] = t
+    return tables, notes
+
+
+def ingest(ctx: Context, landing: str | Path) -> IngestResult:
+    """Take every ready batch not seen with this content; write bronze and quarantine.
+
+    Accepted batches replace their earlier delivery (same batch key) atomically per table;
+    rejected ones publish nothing and are logged with their reason.
+    """
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise MedgovError(f"landing folder not found: {landing}")
+    result = IngestResult()
+    for name in remove_leftovers(ctx.lake.staging):
+        ctx.progress(f"removed a crashed run's staging folder {name}")
+    seen = control.last_deliveries(ctx.lake)
+    current = control.batches(ctx.lake)
+    received = control.now()
+    deliveries: list[dict] = []
+    parsed: dict[str, dict[str, int]] = {}  # batch -> table -> rows parsed
+    fingerprints: dict[str, str] = {}
+    staged = ParsedTables(ctx.lake.staging, ctx.run_id)
+    for bad in invalid_flags(landing):
+        reason = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
+        result.rejected[bad] = reason
+        if bad not in seen:
+            org, _, batch_id = bad.partition("/")
+            deliveries.append({"batch_key": bad, "org_code": org, "batch_id": batch_id, "fingerprint": "",
+                               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0,
+                               "status": "rejected", "reason": reason})
+    for ref in discover(landing):
+        fp = fingerprint(ref)
+        if _already_taken(seen.get(ref.key), current.get(ref.key), fp):
+            result.unchanged.append(ref.key)
+            continue
+        ctx.progress(f"ingest {ref.key}")
+        row = {"batch_key": ref.key, "org_code": ref.org_code, "batch_id": ref.batch_id, "fingerprint": fp,
+               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0}
+        try:
+            tables, notes = read_batch(ref, received)
+        except BatchRejected as exc:
+            result.rejected[ref.key] = str(exc)
+            deliveries.append({**row, "status": "rejected", "reason": str(exc)})
+            continue
+        staged.add(ref.key, tables)
+        parsed[ref.key] = {t: tables[t].num_rows for t in tables}
+        fingerprints[ref.key] = fp
+        result.accepted.append(ref.key)
+        deliveries.append({**row, "status": "accepted", "reason": None, "notes": notes, "files": len(tables),
+                           "rows_declared": sum(t.num_rows for t in tables.values())})
+    try:
+        if not parsed:
+            _record_checks(ctx, deliveries, [], received)
+            control.record_deliveries(ctx.lake, deliveries)
+            return result
+        _write_bronze(ctx, landing, parsed, fingerprints, staged, deliveries, received, result)
+    finally:
+        staged.remove()
+    return result
+
+
+def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]], fingerprints: dict[str, str],
+                  staged: ParsedTables, deliveries: list[dict], received, result: IngestResult) -> None:
+    """Bronze and quarantine from the staged batches, then the bookkeeping."""
+    keys = sorted(parsed)
+    # Claim first: a re-delivered batch leaves every reader's view (see `visible`) before any of
+    # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
+    control.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], BatchStage.RECEIVING)
+                                   for k in keys])
+    with stage_run(ctx.lake, STAGE.job, ctx.parent) as run:
+        # each institution's landing folder is a source: its feed, whatever batches it held
+        run.inputs += [DatasetInfo(str((landing / org).resolve())) for org in sorted({k.split("/", 1)[0] for k in keys})]
+        quarantine_frames = []
+        checks: list[dict] = []
+        for table in BRONZE_TABLES:
+            c = contract(table)
+            pieces = [k for k in keys if table in parsed[k]]
+            uri = ctx.lake.bronze(table)
+            if not pieces and not ctx.store.exists(uri):
+                continue
+            ctx.progress(f"bronze {table}")
+            if pieces:
+                raw = staged.frame(ctx.spark, table, pieces)
+            else:  # a corrected re-delivery dropped this table: clear its earlier rows
+                raw = ctx.spark.createDataFrame([], _raw_schema(c))
+            typed = bronze.apply_contract(raw, c).cache()
+            good = bronze.publishable(typed)
+            ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
+                              description=f"bronze {c.title}")
+            # kept (small) while the typed rows are cached: built later, they would re-type the whole table
+            quarantined = bronze.quarantined(typed, c, ctx.run_id).cache()
+            quarantined.count()
+            quarantine_frames.append(quarantined)
+            n_good, n_bad = typed.select(
+                F.sum((F.size("_reasons") == 0).cast("int")), F.sum((F.size("_reasons") > 0).cast("int"))).first()
+            checks += _contract_checks(ctx.run_id, table, typed, {k: parsed[k][table] for k in pieces}, received)
+            result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
+            run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
+                                           rows=int(n_good or 0)))
+            typed.unpersist()
+            faults.point(f"ingest.after_table.{table}")
+        q = quarantine_frames[0]
+        for other in quarantine_frames[1:]:
+            q = q.unionByName(other)
+        ctx.store.replace(ctx.lake.quarantine, q, f"layer = 'bronze' AND {sql_in('batch_key', keys)}",
+                          partition_by=["layer"], run_id=ctx.run_id, description="rows that failed a contract, with reasons")
+        run.outputs.append(DatasetInfo(ctx.lake.quarantine, [(f.name, f.dataType.simpleString()) for f in q.schema.fields],
+                                       rows=sum(r["quarantined"] for r in result.rows.values())))
+        for frame in quarantine_frames:
+            frame.unpersist()
+        # bookkeeping commits after the data it describes
+        _record_checks(ctx, deliveries, checks, received)
+        faults.point("ingest.before_bookkeeping")
+        control.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], BatchStage.BRONZE)
+                                       for k in keys])
+        faults.point("ingest.before_delivery_log")
+        control.record_deliveries(ctx.lake, deliveries)
+
+
+def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:
+    """This content was handled before: rejected, or accepted and through ingest (a crash
+    after the claim leaves the batch `receiving`, and it is taken again)."""
+    if delivery is None or delivery["fingerprint"] != fp:
+        return False
+    if delivery["status"] == "rejected":
+        return True
+    return batch is not None and batch["fingerprint"] == fp and batch["stage"] != BatchStage.RECEIVING
+
+
+def _batch_row(ctx: Context, key: str, fingerprint: str, tables: dict[str, int], stage: BatchStage) -> dict:
+    org, batch_id = key.split("/", 1)
+    return {"batch_key": key, "org_code": org, "batch_id": batch_id, "fingerprint": fingerprint,
+            "stage": stage.value, "quality_passed": None, "blocking_failures": None,
+            "rows_declared": sum(tables.values()), "updated_at": control.now(), "run_id": ctx.run_id}
+
+
+def _contract_checks(run_id: str, table: str, typed: DataFrame, rows: dict[str, int], at: datetime) -> list[dict]:
+    """Ingest-layer quality results of one table: quarantined rows per batch and reason kind."""
+    bad = typed.where(F.size("_reasons") > 0)
+    kinds = (bad.select("_batch_key", F.explode("_reasons").alias("reason"))
+             .groupBy("_batch_key", F.split("reason", ": ").getItem(0).alias("kind")).count().collect())
+    check = medgov_check(f"ingest.{table}", "rows_conform_to_contract")
+    out: list[dict] = []
+    for key, n in rows.items():
+        reasons = Counter({r["kind"]: r["count"] for r in kinds if r["_batch_key"] == key})
+        out += results.row_results(check, run_id, key, n, reasons, at)
+    return out
+
+
+def _record_checks(ctx: Context, deliveries: list[dict], checks: list[dict], at: datetime) -> None:
+    """Quality results of the delivery attempts (ingest layer), replacing earlier ones."""
+    if deliveries:
+        conforms = medgov_check("ingest.delivery", "batch_conforms_to_extract_spec")
+        deviations = medgov_check("ingest.delivery", "no_deviation_absorbed")
+        rows = checks + [r for d in deliveries for r in results.delivery_results(conforms, deviations, d, at)]
+        results.write(ctx.lake, rows, [d["batch_key"] for d in deliveries], layers=("ingest",))
+
+
+def bronze_scope(keys: list[str]) -> str:
+    return sql_in(BATCH_COLUMN["bronze"], keys)
+
+
+def _raw_schema(c: Contract) -> StructType:
+    """The shape of parsed rows before typing: the contract's columns as text, the parse's
+    shape error and the lineage columns."""
+    text = ", ".join(f"`{n}` string" for n in c.names)
+    lineage = ", ".join(f"{n} {t}" for n, t in BRONZE_LINEAGE)
+    return StructType.fromDDL(f"{text}, {SHAPE_ERROR} string, {lineage}")

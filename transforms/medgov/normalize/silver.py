@@ -1,0 +1,154 @@
+"""Silver: bronze rows -> FHIR R4 resources (JSON + flattened columns), built and validated
+in the Spark executors partition by partition.
+
+Pure DataFrame -> DataFrame transforms. The pseudonym key is shipped to the executors with
+the task closure (as Spark ships any UDF state); it is never written or logged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+from medgov.normalize import builders as fb
+from medgov.normalize.fhir_validation import FastValidator, validation_error
+from medgov.spec.tables import BRONZE_TABLES, SILVER_LINEAGE, SilverTable, silver_of
+from medgov.spec.terminology import Terminology
+
+# bronze table -> the function that turns one of its rows into FHIR resources
+BUILDERS: dict[str, Callable[..., list[tuple[dict, dict]]]] = {
+    "patient": fb.build_patient, "visit": fb.build_encounter, "diagnosis": fb.build_condition,
+    "lab_result": fb.build_lab, "vital_sign": fb.build_vitals, "prescription": fb.build_medication}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one bronze table becomes rows of one silver table."""
+
+    source: str
+    table: SilverTable
+    builder: Callable[..., list[tuple[dict, dict]]]
+
+    @property
+    def target(self) -> str:
+        return self.table.name
+
+    @property
+    def resource_type(self) -> str:
+        return self.table.resource_type
+
+
+SPECS: tuple[Spec, ...] = tuple(Spec(source, silver_of(source), BUILDERS[source]) for source in BRONZE_TABLES)
+
+
+def output_schema(spec: Spec) -> StructType:
+    return StructType.fromDDL(spec.table.ddl)
+
+
+def _mapper(spec: Spec, key: bytes, term: Terminology, schema: StructType) -> Callable:
+    names = schema.fieldNames()
+    arrow_schema = to_arrow_schema(schema, timezone="UTC")
+    map_cols = [f.name for f in schema.fields if f.dataType.typeName() == "map"]
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fast = FastValidator()  # per partition: shapes, codes and references repeat across its rows
+        for rb in batches:
+            out: dict[str, list[Any]] = {n: [] for n in names}
+            for row in rb.to_pylist():
+                lineage = {name: row[source] for source, name in SILVER_LINEAGE.items()}
+                try:
+                    built = spec.builder(row, key, term)
+                except Exception as exc:  # a row the builder cannot handle goes to quarantine, never lost
+                    built = [({"resourceType": spec.resource_type}, {"error": f"cannot build {spec.resource_type}: "
+                                                                               f"{type(exc).__name__}"})]
+                if not built:  # e.g. a vital-sign row with every measurement empty: recorded, not dropped
+                    built = [({"resourceType": spec.resource_type},
+                              {"error": f"row carries no value: no {spec.resource_type} built"})]
+                for resource, flat in built:
+                    error = flat.pop("error", None) or validation_error(resource, fast)
+                    record = {**lineage, **flat, "resource_json": json.dumps(resource, ensure_ascii=False,
+                                                                            separators=(",", ":")),
+                              "error": error}
+                    record.setdefault("patient_key", row.get("patient_key"))
+                    for n in names:
+                        v = record.get(n)
+                        out[n].append(list(v.items()) if n in map_cols and isinstance(v, dict) else v)
+            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
+
+    return run
+
+
+def build_resources(df: DataFrame, spec: Spec, key: bytes, term: Terminology) -> DataFrame:
+    """Typed bronze rows (with `patient_key` for non-patient tables) -> resources + `error`."""
+    schema = output_schema(spec)
+    return df.mapInArrow(_mapper(spec, key, term, schema), schema)
+
+
+def resolve_patient(df: DataFrame, xref: DataFrame) -> DataFrame:
+    """Person pseudonym through the cross-reference; an unknown local patient keeps its own key
+    (a referential-integrity finding for the quality suite, not a lost row)."""
+    x = xref.select(F.col("source_key").alias("_xk"), F.col("patient_key").alias("_xp"))
+    joined = df.join(F.broadcast(x), df["source_key"] == x["_xk"], "left")
+    return joined.withColumn("patient_key", F.coalesce("_xp", "source_key")).drop("_xk", "_xp", "patient_id")
+
+
+def latest_per_id(df: DataFrame, order: list[str]) -> DataFrame:
+    """One row per resource id: the latest delivery wins (later batch, later line)."""
+    w = Window.partitionBy("id").orderBy(*[F.col(c).desc_nulls_last() for c in order])
+    return df.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
+
+
+def xref_rows(patients: DataFrame) -> DataFrame:
+    """(source_key -> patient_key) pairs from built Patient rows."""
+    return patients.select("source_key", "patient_key", "org_code", "batch_key", "updated_at")
+
+
+def silver_quarantine(df: DataFrame, table: str, run_id: str) -> DataFrame:
+    """Rows whose resource failed to build or validate, in the quarantine table's shape."""
+    bad = df.where(F.col("error").isNotNull())
+    return bad.select(
+        F.lit("silver").alias("layer"), "org_code", "batch_id", "batch_key", F.lit(table).alias("table"),
+        F.col("source_file").alias("file"), F.col("source_line").alias("line"), F.col("id").alias("record_id"),
+        F.array("error").alias("reasons"), F.col("resource_json").alias("record"), F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"),
+    )
+
+
+def link_changes(new_xref: DataFrame, old_xref: DataFrame | None) -> DataFrame:
+    """(org_code, old_key, new_key) for local patients whose person key changes with this delivery.
+
+    Before a local patient is in the cross-reference, its resources carry its own source key
+    (see `resolve_patient`); afterwards, the person key the patient file established.
+    """
+    new = new_xref.select("source_key", "org_code", F.col("patient_key").alias("new_key"))
+    if old_xref is None:
+        joined = new.withColumn("old_key", F.col("source_key"))
+    else:
+        old = old_xref.select("source_key", F.col("patient_key").alias("_old"))
+        joined = new.join(old, "source_key", "left").withColumn("old_key", F.coalesce("_old", "source_key"))
+    return joined.where(F.col("old_key") != F.col("new_key")).select("org_code", "old_key", "new_key")
+
+
+def referencing(df: DataFrame, changes: DataFrame) -> DataFrame:
+    """(org_code, patient_key) of the silver rows whose subject is a key that changes."""
+    c = changes.select(F.col("org_code").alias("_org"), "old_key")
+    keys = df.select("org_code", "patient_key")
+    return keys.join(F.broadcast(c), (keys["org_code"] == c["_org"]) & (keys["patient_key"] == c["old_key"])).select(
+        "org_code", "patient_key")
+
+
+def relink(df: DataFrame, changes: DataFrame) -> DataFrame:
+    """Silver rows whose subject moved to another person key, with key and resource JSON re-pointed."""
+    c = changes.select(F.col("org_code").alias("_org"), "old_key", "new_key")
+    hit = df.join(F.broadcast(c), (df["org_code"] == c["_org"]) & (df["patient_key"] == c["old_key"]))
+    moved = F.replace("resource_json", F.concat(F.lit('"Patient/'), "old_key", F.lit('"')),
+                      F.concat(F.lit('"Patient/'), "new_key", F.lit('"')))
+    return (hit.withColumn("resource_json", moved).withColumn("patient_key", F.col("new_key"))
+            .drop("_org", "old_key", "new_key"))

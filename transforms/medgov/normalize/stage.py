@@ -1,0 +1,169 @@
+"""Stage 2, normalize: bronze batches -> FHIR R4 silver tables (Delta), pseudonymised."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medgov.domain.columns import with_source_key
+from medgov.domain.pseudonym import key_fingerprint, load_key
+from medgov.normalize import silver
+from medgov.quality import results
+from medgov.spec.checks import medgov_check
+from medgov.spec.contracts import contract
+from medgov.spec.lifecycle import BatchStage, stage
+from medgov.spec.tables import BATCH_COLUMN, PATIENT_XREF, SILVER_RESOURCES
+from medgov.spec.terminology import Terminology
+from medgov.storage import control, faults
+from medgov.storage.commits import sql_in
+from medgov.storage.context import Context
+from medgov.storage.lineage import DatasetInfo, stage_run
+
+STAGE = stage("normalize")
+
+
+@dataclass
+class NormalizeResult:
+    batches: list[str] = field(default_factory=list)
+    resources: dict[str, int] = field(default_factory=dict)  # silver table -> resources published
+    invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
+    unmapped_lab_codes: int = 0
+    relinked_resources: int = 0  # earlier resources moved to the person key their patient file established
+
+
+def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+
+
+def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
+    """Move earlier batches' resources to the person key their patient file now establishes."""
+    orgs = [r[0] for r in changes.select("org_code").distinct().collect()]
+    scope_old = f"{sql_in('org_code', orgs)} AND NOT ({sql_in('batch_key', keys)})"  # prunes partitions
+    moved_total = 0
+    for target in (t.name for t in SILVER_RESOURCES if t.name != "patient"):
+        uri = ctx.lake.silver(target)
+        if ctx.store.exists(uri):
+            ctx.progress(f"relink {target}")
+            earlier = ctx.store.read(uri, scope_old)
+            # usually nothing points at a changed key (new patients): a look at one column says so
+            # without reading the resources
+            if silver.referencing(earlier, changes).limit(1).count() == 0:
+                continue
+            moved = silver.relink(earlier, changes).cache()
+            n_moved = moved.count()
+            if n_moved:
+                ctx.store.merge(uri, moved, ["org_code", "id"], run_id=ctx.run_id)
+            moved_total += n_moved
+            moved.unpersist()
+    return moved_total
+
+
+def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int]:
+    """One pass over the built rows: per-batch build results for the quality table, and the
+    totals of invalid rows and unmapped lab codes."""
+    unmapped = F.col("error").isNull() & ~F.coalesce(F.col("mapped"), F.lit(True)) if "mapped" in out.columns \
+        else F.lit(False)
+    per_batch = out.groupBy("batch_key", F.split("error", ": ").getItem(0).alias("kind")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum(unmapped.cast("int")).alias("unmapped")).collect()
+    at = control.now()
+    check = medgov_check(f"normalize.{spec.source}", "rows_build_valid_fhir")
+    for key in sorted({r["batch_key"] for r in per_batch}):
+        rows = [r for r in per_batch if r["batch_key"] == key]
+        kinds = Counter({r["kind"]: r["n"] for r in rows if r["kind"] is not None})
+        checks += results.row_results(check, ctx.run_id, key, sum(r["n"] for r in rows), kinds, at)
+    invalid = sum(r["n"] for r in per_batch if r["kind"] is not None)
+    return invalid, int(sum(r["unmapped"] or 0 for r in per_batch)) if spec.source == "lab_result" else 0
+
+
+def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
+    """Build silver for the given batches (default: every batch whose stage is `bronze`)."""
+    taken = control.taken(ctx.lake, STAGE.takes, keys)
+    keys = list(taken)
+    result = NormalizeResult(batches=keys)
+    if not keys:
+        return result
+    key = load_key()
+    term = Terminology.load()
+    lake, store = ctx.lake, ctx.store
+    scope = sql_in(BATCH_COLUMN["bronze"], keys)
+    xref_uri = lake.silver(PATIENT_XREF)
+    with stage_run(lake, STAGE.job, ctx.parent) as run:
+        quarantine_parts: list[DataFrame] = []
+        built_frames: list[DataFrame] = []  # cached until the quarantine, built from them, is written
+        checks: list[dict] = []
+        built: dict[str, list[DataFrame]] = {}
+        for spec in silver.SPECS:
+            src_uri = lake.bronze(spec.source)
+            if not store.exists(src_uri):
+                continue
+            ctx.progress(f"silver {spec.target} from {spec.source}")
+            rows = store.read(src_uri, scope)
+            run.inputs.append(DatasetInfo(src_uri))
+            if spec.source != "patient":
+                xref = store.read(xref_uri) if store.exists(xref_uri) else None
+                rows = with_source_key(rows, key)
+                rows = silver.resolve_patient(rows, xref) if xref is not None else \
+                    rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
+            out = silver.build_resources(rows, spec, key, term).cache()
+            built_frames.append(out)
+            quarantine_parts.append(silver.silver_quarantine(out, spec.target, ctx.run_id))
+            good = out.where(F.col("error").isNull()).drop("error")
+            if spec.source == "patient":
+                # the cross-reference first: later tables of this run resolve through it
+                xref_new = silver.latest_per_id(silver.xref_rows(good).withColumnRenamed("source_key", "id"),
+                                                ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
+                old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
+                changes = silver.link_changes(xref_new, old_xref).cache()
+                if changes.count():
+                    # Relink before the cross-reference commits: a crash in between leaves the old
+                    # cross-reference, so the next run computes the same changes and finishes the job.
+                    result.relinked_resources += _relink(ctx, changes, keys)
+                changes.unpersist()
+                faults.point("normalize.before_xref")
+                store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
+                            description="local patient key (keyed hash) -> person pseudonym")
+                run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new),
+                                               column_lineage={"source_key": [(src_uri, "patient_id")]}))
+                good = good.drop("source_key")
+            built.setdefault(spec.target, []).append(good)
+            n_invalid, n_unmapped = _count_build(ctx, spec, out, checks)
+            result.invalid[spec.target] = result.invalid.get(spec.target, 0) + n_invalid
+            result.unmapped_lab_codes += n_unmapped
+
+        for target, parts in built.items():
+            df = parts[0]
+            for p in parts[1:]:
+                df = df.unionByName(p)
+            order = ["updated_at", "batch_key", "source_line"] if target == "patient" else ["batch_key", "source_line"]
+            df = silver.latest_per_id(df, order)
+            uri = lake.silver(target)
+            # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
+            delete = None if target == "patient" else sql_in("t.batch_key", keys)
+            # Other resources' ids are keyed on their institution, so matching on the partition
+            # column too is the same match, and lets the MERGE read only the institutions delivering.
+            on = ["id"] if target == "patient" else ["org_code", "id"]
+            store.merge(uri, df, on, delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
+                        description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised")
+            n = store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)).count()
+            result.resources[target] = n
+            # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys
+            sources = {(lake.bronze(s.source), k) for s in silver.SPECS if s.target == target
+                       for k in contract(s.source).key}
+            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)}))
+            faults.point(f"normalize.after_table.{target}")
+        if quarantine_parts:
+            q = quarantine_parts[0]
+            for p in quarantine_parts[1:]:
+                q = q.unionByName(p)
+            store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
+                          partition_by=["layer"], run_id=ctx.run_id)
+        for frame in built_frames:
+            frame.unpersist()
+        results.write(lake, checks, keys, layers=("normalize",))
+        faults.point("normalize.before_bookkeeping")
+        control.advance(lake, taken, BatchStage.SILVER, ctx.run_id, only_from=STAGE.takes)
+    ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
+    return result

@@ -1,0 +1,98 @@
+"""The one runner of the stages: `medgov run` (all of them), each Airflow DAG (one) and the
+benchmark (all, timed) call `run_stages`, which takes the pseudonym key first, holds each
+stage's lock on the lake, and runs the stages in the lifecycle's order."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from medgov.domain.pseudonym import load_key
+from medgov.errors import MedgovError
+from medgov.spec.lifecycle import STAGES, Stage, stage
+from medgov.storage import control
+from medgov.storage.lake import Lake
+from medgov.storage.lineage import ParentRun
+from medgov.storage.locks import stage_lock
+
+if TYPE_CHECKING:
+    from medgov.storage.context import Context
+
+# called after each stage with its name, its result and the seconds it took
+StageDone = Callable[[str, Any, float], None]
+
+# Imports that cost seconds and that only a stage needs (Great Expectations alone takes ~7 s),
+# by stage: loaded in the background while the JVM starts, which leaves Python idle anyway.
+_SLOW_IMPORTS = {"validate": ("great_expectations",)}
+
+
+def stage_function(s: Stage) -> Callable[..., Any]:
+    """The function that runs stage `s` (imported on first use: reading the lifecycle starts nothing)."""
+    module, _, name = s.function.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def preload(names: Iterable[str] | None = None) -> threading.Thread:
+    """Start importing the named stages' slow dependencies in a background thread; call it
+    before starting Spark. A failed import is left for the stage itself to report."""
+    wanted = [m for n in (names if names is not None else [s.name for s in STAGES])
+              for m in _SLOW_IMPORTS.get(n, ())]
+
+    def load() -> None:
+        for module in wanted:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the stage imports it again and says what is wrong
+                return
+
+    thread = threading.Thread(target=load, name="medgov-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[str] | None = None,
+               on_done: StageDone | None = None) -> dict[str, Any]:
+    """Run the named stages (default: all) in the lifecycle's order on their backlogs, each under its lock;
+    returns each stage's result by name. Fails before touching anything without the key."""
+    load_key()
+    wanted = {stage(n).name for n in names} if names is not None else {s.name for s in STAGES}
+    chosen = [s for s in STAGES if s.name in wanted]  # always in the lifecycle's order
+    done: dict[str, Any] = {}
+    for s in chosen:
+        started = time.monotonic()
+        with stage_lock(ctx.lake, s.name, ctx.progress):
+            if s.takes is None:
+                if landing is None:
+                    raise MedgovError(f"{s.name} needs the landing folder (MEDGOV_LANDING for the DAGs)")
+                done[s.name] = stage_function(s)(ctx, landing)
+            else:
+                done[s.name] = stage_function(s)(ctx)
+        if on_done:
+            on_done(s.name, done[s.name], time.monotonic() - started)
+    return done
+
+
+def has_work(name: str, lake: str, landing: str | None = None) -> bool:
+    """True when the stage would do something (ingest: a pending ready flag). Starts no Spark."""
+    s = stage(name)
+    if s.takes is None:
+        from medgov.ingest.landing import pending_flags
+
+        return bool(landing) and bool(pending_flags(landing, lake))
+    if not Path(lake).exists():
+        return False
+    return bool(control.in_stage(Lake.at(lake), s.takes))
+
+
+def run_stage(name: str, lake: str, landing: str | None = None, parent: ParentRun | None = None) -> dict[str, Any]:
+    """Run one stage in this process on its backlog, as a DAG task does; its result as a dict."""
+    from medgov.storage.context import make_context
+
+    load_key()  # a worker without the key fails before it starts Spark or touches the lake
+    preload([name])
+    ctx = make_context(lake, parent=parent)
+    return asdict(run_stages(ctx, landing, [name])[name])

@@ -1,0 +1,101 @@
+"""Stage bookkeeping: which delivery was seen, which batch reached which stage.
+
+Two small Delta tables under `control/`, committed *after* the data they describe so that a
+crash leaves work to redo, never work recorded as done that is not:
+- `deliveries`: append-only log of every delivery attempt (accepted or rejected, with reason);
+- `batches`: one row per accepted batch with its current stage (`BatchStage`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from medgov.spec.lifecycle import BatchStage
+from medgov.storage.commits import merge_with_retry, retry_commit
+from medgov.storage.lake import Lake
+
+DELIVERY_SCHEMA = pa.schema([
+    ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
+    ("fingerprint", pa.string()), ("status", pa.string()), ("reason", pa.string()),
+    ("notes", pa.list_(pa.string())), ("files", pa.int32()), ("rows_declared", pa.int64()), ("received_at", pa.timestamp("us", "UTC")),
+    ("run_id", pa.string()),
+])
+BATCH_SCHEMA = pa.schema([
+    ("batch_key", pa.string()), ("org_code", pa.string()), ("batch_id", pa.string()),
+    ("fingerprint", pa.string()), ("stage", pa.string()), ("quality_passed", pa.bool_()),
+    ("blocking_failures", pa.int32()), ("rows_declared", pa.int64()), ("updated_at", pa.timestamp("us", "UTC")),
+    ("run_id", pa.string()),
+])
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _read(uri: str) -> list[dict[str, Any]]:
+    if not DeltaTable.is_deltatable(uri):
+        return []
+    return DeltaTable(uri).to_pyarrow_table().to_pylist()
+
+
+def last_deliveries(lake: Lake) -> dict[str, dict[str, Any]]:
+    """The latest delivery attempt per batch key."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in sorted(_read(lake.deliveries), key=lambda r: r["received_at"]):
+        latest[row["batch_key"]] = row
+    return latest
+
+
+def record_deliveries(lake: Lake, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        data = pa.Table.from_pylist(rows, DELIVERY_SCHEMA)
+        retry_commit(lambda: write_deltalake(lake.deliveries, data, mode="append"))
+
+
+def batches(lake: Lake) -> dict[str, dict[str, Any]]:
+    """Current state of every accepted batch, by batch key."""
+    return {r["batch_key"]: r for r in _read(lake.batches)}
+
+
+def in_stage(lake: Lake, stage: BatchStage) -> list[dict[str, Any]]:
+    return sorted((b for b in batches(lake).values() if b["stage"] == stage), key=lambda b: b["batch_key"])
+
+
+def set_batches(lake: Lake, rows: list[dict[str, Any]], only_from: BatchStage | None = None) -> None:
+    """Upsert batch states (MERGE on batch_key): one atomic commit.
+
+    With `only_from`, a batch moves only if it is still in that stage with the same content
+    (fingerprint): a re-delivery claimed by a concurrent ingest is not marked done by a stage
+    that worked on the earlier content.
+    """
+    if not rows:
+        return
+    when = f"t.stage = '{BatchStage(only_from).value}' AND t.fingerprint = s.fingerprint" if only_from else None
+    merge_with_retry(lake.batches, pa.Table.from_pylist(rows, BATCH_SCHEMA), ["batch_key"], update_when=when)
+
+
+def taken(lake: Lake, stage: BatchStage | None, keys: list[str] | None = None) -> dict[str, str]:
+    """The batches a stage takes on (default: those in `stage`), with the fingerprint of the
+    content it will read: what `advance` later checks it is still marking."""
+    current = batches(lake)
+    keys = keys if keys is not None else [k for k, b in current.items() if b["stage"] == stage]
+    return {k: current[k]["fingerprint"] for k in sorted(keys)}
+
+
+def advance(lake: Lake, taken_: dict[str, str], stage: BatchStage, run_id: str, only_from: BatchStage | None = None,
+            **fields: Any) -> None:
+    """Move the batches taken (key -> fingerprint) to `stage`, with optional per-batch fields
+    given as dicts by key; with `only_from`, only those still in that stage with that content."""
+    current = batches(lake)
+    rows = []
+    for k, fingerprint in taken_.items():
+        row = dict(current[k])
+        row.update(stage=BatchStage(stage).value, updated_at=now(), run_id=run_id, fingerprint=fingerprint)
+        for name, per_key in fields.items():
+            row[name] = per_key[k]
+        rows.append(row)
+    set_batches(lake, rows, only_from)

@@ -1,0 +1,184 @@
+"""Delta table access behind one small interface.
+
+Default: `deltalake` (delta-rs) commits the tables — Spark here cannot fetch the Delta JVM
+jars. Spark reads a table's current snapshot straight from its Parquet files (the files of
+the Delta log's snapshot; delta-rs writes neither deletion vectors nor column mapping), so
+reads stay distributed. Writes go the other way without collecting: Spark's executors write the
+rows as Parquet to a staging folder, partition by partition, and delta-rs streams them from
+there into the table in one commit, so the driver holds a few record batches at a time, not a
+table. On a cluster whose session is Delta-enabled (`spark.sql.extensions`), `SparkDeltaStore`
+does the same through delta-spark.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import pyarrow as pa
+import pyarrow.dataset as pds
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import from_arrow_schema
+
+from medgov.storage.commits import Data, merge_with_retry, retry_commit, write_with_retry
+from medgov.storage.lake import Lake
+from medgov.storage.spark import delta_enabled
+
+
+STAGED_ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
+class TableStore(Protocol):
+    """What the pipeline needs from a table format."""
+
+    def exists(self, uri: str) -> bool: ...
+
+    def read(self, uri: str, where: str | None = None) -> DataFrame: ...
+
+    def replace(self, uri: str, df: DataFrame, where: str, partition_by: list[str] | None = None,
+                run_id: str | None = None, description: str | None = None) -> None: ...
+
+    def merge(self, uri: str, df: DataFrame, keys: list[str], delete_where: str | None = None,
+              partition_by: list[str] | None = None, run_id: str | None = None,
+              description: str | None = None) -> None: ...
+
+    def version(self, uri: str) -> int | None: ...
+
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None: ...
+
+
+class DeltaRsStore:
+    """Tables written by delta-rs, read by Spark from the snapshot's Parquet files."""
+
+    def __init__(self, spark: SparkSession, storage_options: dict[str, str] | None = None) -> None:
+        self.spark = spark
+        self.storage_options = storage_options
+        # staged Parquet with microsecond UTC timestamps, as delta-rs expects (also for sessions
+        # medgov did not build; see storage.spark.get_spark)
+        spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+
+    def exists(self, uri: str) -> bool:
+        return DeltaTable.is_deltatable(uri, storage_options=self.storage_options)
+
+    def table(self, uri: str) -> DeltaTable:
+        return DeltaTable(uri, storage_options=self.storage_options)
+
+    def read(self, uri: str, where: str | None = None) -> DataFrame:
+        dt = self.table(uri)
+        schema = from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        files = dt.file_uris()
+        if not files:
+            df = self.spark.createDataFrame([], schema)
+        else:
+            part_cols = dt.metadata().partition_columns
+            reader = self.spark.read.schema(schema)
+            if part_cols:
+                reader = reader.option("basePath", uri)
+            df = reader.parquet(*files).select(*schema.fieldNames())
+        return df.where(where) if where else df
+
+    @contextmanager
+    def _staged(self, uri: str, df: DataFrame) -> Iterator[Data]:
+        """The rows of `df` as something delta-rs can read more than once, without the driver
+        holding them all: Parquet written by the executors, streamed batch by batch."""
+        root = Lake.at(uri.rsplit("/", 2)[0]).staging  # <lake>/<zone>/<table>
+        if root is None:
+            yield df.toArrow()
+            return
+        folder = root / f"{Path(uri).name}-{uuid.uuid4().hex}"
+        try:
+            # small row groups: delta-rs decodes one row group at a time (see commits.ROW_GROUP_ROWS)
+            df.write.mode("error").option("parquet.block.size", STAGED_ROW_GROUP_BYTES).parquet(str(folder))
+            parts = sorted(str(p) for p in folder.glob("*.parquet"))
+            if not parts:  # nothing to write: an empty table of the frame's shape
+                yield df.limit(0).toArrow()
+                return
+            dataset = pds.dataset(parts, format="parquet")
+            yield lambda: dataset.scanner(batch_size=64 * 1024, batch_readahead=1, fragment_readahead=1).to_reader()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
+        with self._staged(uri, df) as data:
+            write_with_retry(uri, data, where, partition_by, description, self.storage_options, run_id)
+
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+        with self._staged(uri, df) as data:
+            merge_with_retry(uri, data, keys, delete_where, partition_by, description, self.storage_options,
+                             run_id)
+
+    def version(self, uri: str) -> int | None:
+        return self.table(uri).version() if self.exists(uri) else None
+
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None:
+        """Table description and per-column metadata (`comment` is what Spark shows), committed
+        only where they differ from what the table already says."""
+        if self.table(uri).metadata().description != description:
+            retry_commit(lambda: self.table(uri).alter.set_table_description(description))
+        current = {f.name: dict(f.metadata) for f in self.table(uri).schema().fields}
+        for name, meta in columns.items():
+            if name in current and any(current[name].get(k) != v for k, v in meta.items()):
+                retry_commit(lambda: self.table(uri).alter.set_column_metadata(name, meta))
+
+
+class SparkDeltaStore:
+    """Tables through delta-spark, for sessions that already have the Delta extension."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        from delta.tables import DeltaTable as SparkDeltaTable  # needs the Delta jars at run time
+
+        self.spark = spark
+        self._dt = SparkDeltaTable
+
+    def exists(self, uri: str) -> bool:
+        return self._dt.isDeltaTable(self.spark, uri)
+
+    def read(self, uri, where=None) -> DataFrame:
+        df = self.spark.read.format("delta").load(uri)
+        return df.where(where.replace("t.", "")) if where else df
+
+    def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
+        writer = df.write.format("delta")
+        if run_id:
+            writer = writer.option("userMetadata", run_id)
+        if not self.exists(uri):
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.mode("overwrite").save(uri)
+            return
+        writer.mode("overwrite").option("replaceWhere", where).save(uri)
+
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+        if not self.exists(uri):
+            self.replace(uri, df, "TRUE", partition_by, run_id, description)
+            return
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
+        m = self._dt.forPath(self.spark, uri).alias("t").merge(df.alias("s"), on)
+        m = m.whenMatchedUpdateAll().whenNotMatchedInsertAll()
+        if delete_where:
+            m = m.whenNotMatchedBySourceDelete(condition=delete_where)
+        m.execute()
+
+    def version(self, uri: str) -> int | None:
+        if not self.exists(uri):
+            return None
+        return self._dt.forPath(self.spark, uri).history(1).collect()[0]["version"]
+
+    def describe(self, uri: str, description: str, columns: dict[str, dict[str, str]]) -> None:
+        esc = lambda s: s.replace("'", "\\'")  # noqa: E731
+        self.spark.sql(f"ALTER TABLE delta.`{uri}` SET TBLPROPERTIES ('comment' = '{esc(description)}')")
+        for name, meta in columns.items():
+            self.spark.sql(f"ALTER TABLE delta.`{uri}` ALTER COLUMN `{name}` COMMENT '{esc(meta['comment'])}'")
+
+
+def store_for(spark: SparkSession) -> TableStore:
+    """delta-spark when the session is Delta-enabled (or MEDGOV_TABLE_ENGINE=spark), else delta-rs."""
+    engine = os.environ.get("MEDGOV_TABLE_ENGINE", "auto")
+    if engine == "spark" or (engine == "auto" and delta_enabled(spark)):
+        return SparkDeltaStore(spark)
+    return DeltaRsStore(spark)
