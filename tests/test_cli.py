@@ -77,9 +77,9 @@ def test_run_prints_what_it_did_and_logs_no_identifier(one_org, two_cli_runs):
     """What `medgov run` printed (two runs at once: one did the work, one found it done): what
     each stage did, and no raw identifier of the delivered data anywhere in it."""
     printed = ["".join(o[1:]) for o in two_cli_runs.outputs]
-    worked = next(out for out in printed if "ingest: 2 batch(es) accepted, 0 rejected, 0 unchanged" in out)
+    worked = next(out for out in printed if "ingest: 2 batch(es) accepted, 0 rejected, 0 deferred, 0 unchanged" in out)
     assert "normalize: patient " in worked and "validate: " in worked and "publish: gold.ckd_registry" in worked
-    assert any("ingest: 0 batch(es) accepted, 0 rejected, 2 unchanged" in out for out in printed)
+    assert any("ingest: 0 batch(es) accepted, 0 rejected, 0 deferred, 2 unchanged" in out for out in printed)
     for out in printed:
         assert "Traceback" not in out
         assert not [i for i in one_org.generated.identifiers if len(i) >= 2 and i in out]

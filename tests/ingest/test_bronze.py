@@ -90,6 +90,22 @@ def test_decimal_columns(spark, value, ok):
         assert row["_reasons"] == [f"non-numeric value in sbp: '{value}'"]
 
 
+@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-Infinity", "inf", "+INF", "-inf", "1e309", "-1E400",
+                                   "∞", "ＮａＮ"])
+def test_non_finite_numbers_are_quarantined(spark, value):
+    header = ["patient_id", "measured_time", "sbp"]
+    [row] = typed(spark, "vital_sign", [["P1", "20240301", value]], header)
+    shown = value.replace("ＮａＮ", "NaN")  # full-width is read as half-width
+    assert row["_reasons"] == [f"not a finite number in sbp: '{shown}'"] and row["sbp"] is None
+
+
+@pytest.mark.parametrize("value,number", [("1e2", 100.0), ("1.5E-3", 0.0015), ("-0", 0.0), ("1,234", 1234.0)])
+def test_finite_numbers_in_other_notations_are_kept(spark, value, number):
+    header = ["patient_id", "measured_time", "sbp"]
+    [row] = typed(spark, "vital_sign", [["P1", "20240301", f'"{value}"']], header)
+    assert row["_reasons"] == [] and row["sbp"] == number
+
+
 def test_quarantine_rows_mask_direct_identifiers(spark):
     header = ["patient_id", "id_no", "name", "phone", "sex_code", "birth_date", "updated_at"]
     text = ",".join(header) + "\nP1,11010519491231002X,张三,13800000000,1,2024-02-30,20240301\n"

@@ -8,8 +8,10 @@ import pytest
 from batches import lab_csv, lab_row, write_batch
 from medgov.spec.contracts import contract
 from medgov.ingest.extract_csv import decode, parse
-from medgov.ingest.landing import BatchRef, BatchRejected, discover, invalid_flags
+from medgov.ingest import landing
+from medgov.ingest.landing import BatchRef, BatchRejected, discover
 from medgov.ingest.stage import read_batch
+from medgov.spec.site import load_site
 
 ORG = "H33030200001"
 NOW = datetime.now(timezone.utc)
@@ -19,6 +21,12 @@ def ref(landing, batch="b1"):
     return BatchRef(landing, ORG, batch)
 
 
+def read(root, batch="b1"):
+    """Read a batch across the landing boundary (default limits) and parse it."""
+    r = ref(root, batch)
+    return read_batch(r, landing.read(r, load_site().landing), NOW)
+
+
 def good(landing, batch="b1", **kw):
     raw = lab_csv([lab_row(1), lab_row(2)])
     return write_batch(landing, ORG, batch, {"lab_result.csv": ("lab_result", raw, 2)}, **kw)
@@ -26,7 +34,7 @@ def good(landing, batch="b1", **kw):
 
 def test_valid_batch_is_read(tmp_path):
     good(tmp_path)
-    tables, notes = read_batch(ref(tmp_path), NOW)
+    tables, notes = read(tmp_path)
     assert notes == []
     t = tables["lab_result"]
     assert t.num_rows == 2
@@ -45,7 +53,7 @@ def test_broken_batches_are_rejected_with_reason(tmp_path, mutate, reason):
     folder = good(tmp_path)
     mutate(folder)
     with pytest.raises(BatchRejected, match=reason):
-        read_batch(ref(tmp_path), NOW)
+        read(tmp_path)
 
 
 def _rewrite_manifest(folder, change):
@@ -67,14 +75,14 @@ def test_manifest_contract(tmp_path, change, reason):
     folder = good(tmp_path)
     _rewrite_manifest(folder, change)
     with pytest.raises(BatchRejected, match=reason):
-        read_batch(ref(tmp_path), NOW)
+        read(tmp_path)
 
 
 def test_ready_flag_without_folder(tmp_path):
     (tmp_path / ORG).mkdir()
     (tmp_path / ORG / "b7.ready").touch()
     with pytest.raises(BatchRejected, match="ready flag without batch folder"):
-        read_batch(ref(tmp_path, "b7"), NOW)
+        read(tmp_path, "b7")
 
 
 def test_batch_without_flag_is_not_discovered(tmp_path):
@@ -87,7 +95,7 @@ def test_batch_without_flag_is_not_discovered(tmp_path):
 def test_badly_named_flags_are_reported(tmp_path):
     (tmp_path / "bad org").mkdir()
     (tmp_path / "bad org" / "x.ready").touch()
-    assert invalid_flags(tmp_path) == ["bad org/x.ready"]
+    assert landing.look(tmp_path).refused == {"bad org/x.ready": landing.BAD_NAME}
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])

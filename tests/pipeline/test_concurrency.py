@@ -20,7 +20,7 @@ def test_two_runs_together_equal_one_run(one_org, two_cli_runs):
         assert "Traceback" not in out + err
     # one run ingested, the other waited for the lock and found the work done
     summaries = sorted(out.split("ingest: ")[1].split("\n")[0] for _, out, _ in two_cli_runs.outputs)
-    assert summaries == ["0 batch(es) accepted, 0 rejected, 2 unchanged", "2 batch(es) accepted, 0 rejected, 0 unchanged"]
+    assert summaries == ["0 batch(es) accepted, 0 rejected, 0 deferred, 2 unchanged", "2 batch(es) accepted, 0 rejected, 0 deferred, 0 unchanged"]
     assert tables(two_cli_runs.lake) == one_org.tables
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -220,8 +223,69 @@ def _cases() -> list[Case]:
              rejected="unknown table 'billing'"),
         Case("path-traversal", _files(37, [lab(1)]), prepare=_traversal,
              rejected="is not a plain file name inside the batch folder"),
+        # --- the landing zone as a trust boundary ---
+        Case("batch-folder-linked-outside", _files(38, [lab(1)]), prepare=_link_folder_outside,
+             rejected="is a symbolic link; the landing zone accepts real folders only"),
+        Case("data-file-linked-outside", _files(39, [lab(1)]), prepare=lambda f: _link_file_outside(f, "patient.csv"),
+             rejected="patient.csv is a symbolic link; the landing zone accepts regular files only"),
+        Case("fifo-for-a-file", _files(40, [lab(1)]), prepare=_fifo_for_lab,
+             rejected="lab_result.csv is a FIFO (named pipe); the landing zone accepts regular files only"),
+        Case("oversized-file", _files(41, [lab(1)]), prepare=lambda f: os.truncate(f / "lab_result.csv", 17 << 20),
+             rejected="lab_result.csv is 17.0MiB; the site allows at most 16.0MiB per file (file_bytes)"),
+        Case("hard-link", _files(42, [lab(1)]), prepare=lambda f: os.link(f / "patient.csv", _outside(f) / "hl.csv"),
+             rejected="patient.csv has 2 names (a hard link)"),
+        # --- numbers that are not finite ---
+        Case("non-finite-lab-results", _files(43, [lab(1, result="NaN"), lab(2, result="Infinity"),
+                                                   lab(3, result="-inf"), lab(4, result="1e309"), lab(5)]),
+             findings=[("bronze.lab_result", "result_finite")], check=lambda d, k: _assert_no_value(d, k)),
+        Case("non-finite-vitals", _files(44, vitals=[["", "P1", f"2024-03-0{n + 1} 08:00:00", v, "80", "", "", ""]
+                                                     for n, v in enumerate(["NaN", "inf", "1e309", "120"])]),
+             quarantined={"not a finite number in sbp": 3}),
     ]
     return cases
+
+
+def _outside(folder: Path) -> Path:
+    """A folder beside the landing root (what a link from the landing zone could expose)."""
+    out = folder.parent.parent.parent / "outside"
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _link_folder_outside(folder: Path) -> None:
+    target = _outside(folder) / folder.name
+    shutil.move(folder, target)
+    folder.symlink_to(target)
+
+
+def _link_file_outside(folder: Path, name: str) -> None:
+    """The file moves outside, the link takes its place: the manifest's sha256 still matches."""
+    target = _outside(folder) / f"{folder.name}-{name}"
+    shutil.move(folder / name, target)
+    (folder / name).symlink_to(target)
+
+
+def _fifo_for_lab(folder: Path) -> None:
+    (folder / "lab_result.csv").unlink()
+    os.mkfifo(folder / "lab_result.csv")
+
+
+def landing_copy(src: Path, dst: Path) -> None:
+    """Copy a landing zone as it is: links as links, FIFOs as FIFOs (copying one's content
+    would block), a file with a second name still with two, and every time as it was."""
+    def special(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if stat.S_ISFIFO(os.lstat(os.path.join(folder, n)).st_mode)]
+
+    shutil.copytree(src, dst, symlinks=True, ignore=special)
+    for path in sorted(src.rglob("*")):
+        st = os.lstat(path)
+        copy = dst / path.relative_to(src)
+        if stat.S_ISFIFO(st.st_mode):
+            os.mkfifo(copy)
+            os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.utime(copy.parent, ns=(os.stat(path.parent).st_atime_ns, os.stat(path.parent).st_mtime_ns))
+        elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            os.link(copy, dst.parent / f"second-name-of-{path.name}")
 
 
 def _edit_manifest(folder: Path, **change) -> None:
@@ -284,6 +348,12 @@ def _assert_numbers(d: "Dirty", key: str) -> None:
     assert sorted(dict(r["components"])["8480-6"] for r in bp) == [120.0, 1234.0]
 
 
+def _assert_no_value(d: "Dirty", key: str) -> None:
+    """A result that is no finite number keeps neither a value nor a valueString."""
+    obs = {r["source_line"]: r for r in _silver(d, "observation", key)}
+    assert [(obs[line]["value"], obs[line]["value_string"]) for line in range(2, 7)] == [(None, None)] * 4 + [(88.0, None)]
+
+
 def _assert_vital(d: "Dirty", key: str, sbp: float, measured: str) -> None:
     [row] = _bronze(d, "vital_sign", key)
     assert row["sbp"] == sbp and row["patient_id"] == "P1"
@@ -318,6 +388,7 @@ class Dirty:
     cases: dict[str, tuple[Case, str]]  # name -> (case, batch key)
     output: str  # everything `medgov run` printed
     report: str  # `medgov report`
+    opened_outside: list[str]  # what the run opened beside the landing root (inotify): nothing
     _tables: dict = field(default_factory=dict)
 
     def table(self, zone: str, name: str) -> list[dict]:
@@ -330,9 +401,14 @@ class Dirty:
 
 @pytest.fixture(scope="session")  # session: a worker running other modules in between keeps it
 def dirty(tmp_path_factory) -> Dirty:
+    from landing_watch import OpenWatch
+
     root = tmp_path_factory.mktemp("dirty")
-    landing, lake = root / "landing", root / "lake"
+    landing, lake, config = root / "landing", root / "lake", root / "config"
     landing.mkdir()
+    config.mkdir()
+    # a site limit the oversized case exceeds (and the ten-megabyte case does not)
+    (config / "landing.yaml").write_text("file_bytes: 16 MiB\n", encoding="utf-8")
     cases: dict[str, tuple[Case, str]] = {}
     for i, case in enumerate(_cases()):
         org = f"CASE{i:02d}"
@@ -345,9 +421,13 @@ def dirty(tmp_path_factory) -> Dirty:
             (landing / org).mkdir()
             (landing / org / f"{case.name}.ready").touch()
         cases[case.name] = (case, f"{org}/{case.name}")
-    run = medgov("run", "--landing", str(landing), "--lake", str(lake))
+    outside = root / "outside"
+    watch = OpenWatch(outside, *(p for p in outside.iterdir() if p.is_dir()))
+    run = medgov("run", "--landing", str(landing), "--lake", str(lake), "--config", str(config))
+    opened_outside = watch.opened()
+    watch.close()
     report = medgov("report", "--lake", str(lake))
-    return Dirty(root, landing, lake, cases, run.stdout + run.stderr, report.stdout, {})
+    return Dirty(root, landing, lake, cases, run.stdout + run.stderr, report.stdout, opened_outside, {})
 
 
 CASES = [c.name for c in _cases()]
@@ -452,6 +532,25 @@ def test_path_traversal_reads_nothing_outside_the_batch(dirty):
     assert (dirty.landing / "secret.csv").exists()  # was there to be read, and was not
 
 
+def test_nothing_outside_the_landing_root_was_opened(dirty):
+    """The linked folder and files were there to be read (the sha256 in their manifests
+    matches), and the run opened none of them, nor listed the linked folder."""
+    assert sorted(p.name for p in (dirty.root / "outside").iterdir()) == [
+        "batch-folder-linked-outside", "data-file-linked-outside-patient.csv", "hl.csv"]
+    assert dirty.opened_outside == []
+
+
+def test_every_other_institutions_batch_went_through_in_the_same_run(dirty):
+    """A link, a FIFO or an oversized file in one institution's folder stalls no one else:
+    every accepted batch of the run reached a final stage, the clean ones gold."""
+    stages = {b["batch_key"]: b["stage"] for b in dirty.table("control", "batches")}
+    accepted = [key for case, key in dirty.cases.values() if not case.rejected]
+    assert {stages[k] for k in accepted} <= {"published", "blocked"}
+    clean = [key for case, key in dirty.cases.values()
+             if not (case.rejected or case.quarantined or case.findings or case.notes or case.identifiers)]
+    assert len(clean) >= 5 and all(stages[k] == "published" for k in clean), {k: stages[k] for k in clean}
+
+
 def test_the_run_printed_each_rejection_and_no_traceback(dirty):
     assert "Traceback" not in dirty.output
     for case, key in dirty.cases.values():
@@ -479,13 +578,12 @@ def test_no_raw_identifier_outside_bronze_or_in_the_output(dirty):
 def test_identical_redelivery_changes_nothing_and_a_corrected_one_replaces(dirty, spark, tmp_path):
     """The same bytes delivered again (new flag, new file times) are recognised; a fixed
     re-delivery of a rejected batch is accepted and its rejection leaves the report."""
-    import shutil
-
     from medgov.pipeline.runner import run_stages
+    from medgov.spec.site import load_site
     from medgov.storage.context import make_context
 
     landing, lake = tmp_path / "landing", tmp_path / "lake"
-    shutil.copytree(dirty.landing, landing)
+    landing_copy(dirty.landing, landing)
     shutil.copytree(dirty.lake, lake)
     _, same = dirty.cases["crlf"]
     folder = landing / same
@@ -500,7 +598,8 @@ def test_identical_redelivery_changes_nothing_and_a_corrected_one_replaces(dirty
     (landing / fixed / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
     versions = {p.name: DeltaTable(str(p)).version() for p in (lake / "silver").iterdir()}
 
-    ingest = run_stages(make_context(str(lake)), landing)["ingest"]
+    site = load_site(dirty.root / "config")  # the site the first run had
+    ingest = run_stages(make_context(str(lake), config=site), landing)["ingest"]
     assert ingest.accepted == [fixed] and ingest.rejected == {}  # rejections already recorded are not repeated
     deliveries = [d for d in DeltaTable(str(lake / "control" / "deliveries")).to_pyarrow_table().to_pylist()]
     assert len([d for d in deliveries if d["batch_key"] == same]) == 1  # not taken again

@@ -41,25 +41,32 @@ def _stage_progress():
 
 @app.command()
 def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ folders with .ready flags"),
-        lake: str = typer.Option(..., help="lake folder (or s3:// URI) to write into")) -> None:
+        lake: str = typer.Option(..., help="lake folder (or s3:// URI) to write into"),
+        config: Path | None = typer.Option(None, envvar="MEDGOV_CONFIG",
+                                           help="site configuration folder (landing.yaml: landing-zone limits)")) -> None:
     """Process every ready batch not yet processed and re-publish what changed."""
     from medgov.domain.pseudonym import load_key
     from medgov.pipeline.runner import preload, run_stages
+    from medgov.spec.site import load_site
     from medgov.storage.context import make_context
 
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
+    site = load_site(config)
     load_key()
     preload()
     started = time.monotonic()
     with _stage_progress() as progress:
         task = progress.add_task("starting Spark", total=None)
-        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m))
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
         result = run_stages(ctx, landing)
     i, norm, v, pub = result["ingest"], result["normalize"], result["validate"], result["publish"]
-    typer.echo(f"ingest: {len(i.accepted)} batch(es) accepted, {len(i.rejected)} rejected, {len(i.unchanged)} unchanged")
+    typer.echo(f"ingest: {len(i.accepted)} batch(es) accepted, {len(i.rejected)} rejected, "
+               f"{len(i.deferred)} deferred, {len(i.unchanged)} unchanged")
     for k, reason in i.rejected.items():
         typer.echo(f"  rejected {k}: {reason}")
+    for k, reason in i.deferred.items():
+        typer.echo(f"  deferred {k}: {reason}")
     for table, n in i.rows.items():
         typer.echo(f"  {table}: {n['bronze']} to bronze, {n['quarantined']} quarantined")
     if norm.batches:

@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from medgov.errors import MedgovError
 from medgov.quality.results import reason_kind
-from medgov.spec.lifecycle import BatchStage
+from medgov.spec.lifecycle import BatchStage, DeliveryStatus
 from medgov.spec.tables import BRONZE_TABLES, SILVER_TABLES
 from medgov.storage import control
 from medgov.storage.lake import Lake
@@ -53,7 +53,8 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
         raise MedgovError(f"{lake_dir} holds no medgov lake yet: run `medgov run` first")
     latest = control.last_deliveries(lake)
     batches = control.batches(lake)
-    rejected = {k: d["reason"] for k, d in latest.items() if d["status"] == "rejected"}
+    rejected = {k: d["reason"] for k, d in latest.items() if d["status"] == DeliveryStatus.REJECTED}
+    deferred = {k: d["reason"] for k, d in latest.items() if d["status"] == DeliveryStatus.DEFERRED}
     stages = Counter(b["stage"] for b in batches.values())
 
     quarantined: dict[tuple[str, str], int] = defaultdict(int)
@@ -91,9 +92,11 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
         curated.append({"table": f"gold.{name}", "rows": dt.to_pyarrow_dataset().count_rows(), "version": dt.version(),
                         "path": lake.gold(name)})
     return {
-        "batches": {"accepted": len(batches), "rejected": len(rejected), "by_stage": dict(stages)},
+        "batches": {"accepted": len(batches), "rejected": len(rejected), "deferred": len(deferred),
+                    "by_stage": dict(stages)},
         "rejected": rejected,
-        "notes": {k: list(d["notes"]) for k, d in latest.items() if d["status"] == "accepted" and d.get("notes")},
+        "deferred": deferred,
+        "notes": {k: list(d["notes"]) for k, d in latest.items() if d["status"] == DeliveryStatus.ACCEPTED and d.get("notes")},
         "quarantine": [{"batch_key": b, "layer": layer, "table": t, "reason": kind, "rows": n}
                        for (b, layer, t, kind), n in sorted(by_batch.items(), key=lambda kv: (-kv[1], kv[0]))],
         "blocked": {k: b["blocking_failures"] for k, b in batches.items() if b["stage"] == BatchStage.BLOCKED},
@@ -115,9 +118,12 @@ def render(s: dict[str, Any]) -> None:
     console = Console()
     b = s["batches"]
     stages = ", ".join(f"{k} {v}" for k, v in sorted(b["by_stage"].items()))
-    console.print(f"[bold]Batches[/bold]: {b['accepted']} accepted ({stages}), {b['rejected']} rejected")
+    console.print(f"[bold]Batches[/bold]: {b['accepted']} accepted ({stages}), {b['rejected']} rejected, "
+                  f"{b['deferred']} deferred")
     for k, reason in s["rejected"].items():
         console.print(f"  [red]rejected[/red] {k}: {reason}")
+    for k, reason in s["deferred"].items():
+        console.print(f"  [yellow]deferred[/yellow] {k}: {reason}")
     for k, n in s["blocked"].items():
         console.print(f"  [yellow]blocked[/yellow] {k}: {n} blocking quality check(s) failed")
     for k, notes in s["notes"].items():

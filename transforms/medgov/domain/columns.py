@@ -1,6 +1,7 @@
 """Spark column forms of the domain rules: eGFR and KDIGO stages from the constants in
-`clinical`, and the keyed source pseudonym of `pseudonym`. Used by the stages' pure
-DataFrame transforms; tests compare them with the pure forms."""
+`clinical`, the keyed source pseudonym of `pseudonym`, and the finite-number rule of
+`numbers`. Used by the stages' pure DataFrame transforms; tests compare them with the pure
+forms."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medgov.domain.clinical import ACR_A2_FROM, ACR_A2_TO, CKD_EPI_2021, G_LOWEST, G_STAGES
+from medgov.domain.numbers import NON_FINITE_PATTERN
 from medgov.domain.pseudonym import pseudonym
 
 
@@ -46,3 +48,11 @@ def with_source_key(df: DataFrame, key: bytes, org_col: str = "_org_code", id_co
         return org.combine(pid, lambda o, p: pseudonym(key, "LOCAL", o, p))
 
     return df.withColumn("source_key", source_key(F.col(org_col), F.col(id_col)))
+
+
+def non_finite(text: Column, value: Column) -> Column:
+    """Spark form of `numbers`' rule: true where `text`, read as the double `value`, is NaN,
+    an infinity or beyond a double's range; false otherwise (null text included)."""
+    spelled = text.rlike("(?i)" + NON_FINITE_PATTERN)
+    special = F.isnan(value) | (F.abs(value) == F.lit(float("inf")))
+    return F.coalesce(spelled | special, spelled, special, F.lit(False))

@@ -10,6 +10,7 @@ import re
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from medgov.domain.columns import non_finite
 from medgov.domain.identity import FULLWIDTH, HALFWIDTH
 from medgov.ingest.extract_csv import SHAPE_ERROR
 from medgov.spec.contracts import Contract, interface
@@ -86,7 +87,9 @@ def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
             ts = parse_timestamp(raw, fmt["datetime"])
             value = ts.cast("date") if col.type == "date" else ts
         elif col.type == "decimal":
-            value = F.when(raw.rlike(_THOUSANDS), F.regexp_replace(raw, ",", "")).otherwise(raw).try_cast("double")
+            number = F.when(raw.rlike(_THOUSANDS), F.regexp_replace(raw, ",", "")).otherwise(raw).try_cast("double")
+            # NaN, the infinities and 1e309 cast to doubles, but are no measurement (quarantined below)
+            value = F.when(non_finite(raw, number), F.lit(None).cast("double")).otherwise(number)
         else:  # a contract typo must fail loudly in development, not silently in production
             raise ValueError(f"unknown column type {col.type!r} in contract {contract.table}")
         values.append(value.alias(col.name))
@@ -102,8 +105,11 @@ def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
             reasons.append(_reason(raw.isNotNull() & value.isNull(),
                                    F.concat(F.lit(f"unparseable {col.type} in {col.name}: '"), shown, F.lit("'"))))
         else:
-            reasons.append(_reason(raw.isNotNull() & value.isNull(),
+            finite = ~non_finite(raw, raw.try_cast("double"))
+            reasons.append(_reason(raw.isNotNull() & value.isNull() & finite,
                                    F.concat(F.lit(f"non-numeric value in {col.name}: '"), shown, F.lit("'"))))
+            reasons.append(_reason(~finite, F.concat(F.lit(f"not a finite number in {col.name}: '"), shown,
+                                                      F.lit("'"))))
         if col.required:
             reasons.append(_reason(raw.isNull(), f"missing required value in {col.name}"))
     reason_array = F.filter(F.array(*reasons), lambda r: r.isNotNull())

@@ -7,7 +7,7 @@ import io
 
 import pyarrow as pa
 
-from medgov.ingest.landing import BatchRejected
+from medgov.errors import BatchRejected
 from medgov.spec.contracts import Contract
 
 SHAPE_ERROR = "_shape_error"

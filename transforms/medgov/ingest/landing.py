@@ -1,20 +1,27 @@
 """The landing zone (extract-spec §1): batch folders under `<landing>/<org_code>/`, each
-announced by a `<batch_id>.ready` flag written last; which flags are new, and what a batch
-folder holds."""
+announced by a `<batch_id>.ready` flag written last; which flags are new, and reading a
+batch across the trust boundary (`boundary`)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from medgov.errors import BatchDeferred, BatchRejected
+from medgov.ingest import boundary
+from medgov.ingest.boundary import Landed
+from medgov.spec.lifecycle import DeliveryStatus
+from medgov.spec.site import LandingLimits
 from medgov.storage import control
 from medgov.storage.lake import Lake
 
+__all__ = ["BatchDeferred", "BatchRef", "BatchRejected", "Landing", "discover", "pending_flags", "read"]
+
 ORG_CODE = re.compile(r"[A-Z0-9]{6,22}")
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BAD_NAME = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
 
 
 @dataclass(frozen=True)
@@ -24,62 +31,57 @@ class BatchRef:
     landing: Path
     org_code: str
     batch_id: str
-
-    @property
-    def folder(self) -> Path:
-        return self.landing / self.org_code / self.batch_id
-
-    @property
-    def flag(self) -> Path:
-        return self.landing / self.org_code / f"{self.batch_id}.ready"
+    flagged_at: datetime | None = None  # the flag's modification time
 
     @property
     def key(self) -> str:
         return f"{self.org_code}/{self.batch_id}"
 
 
-class BatchRejected(Exception):
-    """The batch breaks the interface; nothing of it is published. The message is the reason."""
+@dataclass(frozen=True)
+class Landing:
+    """The landing zone at one look: batches ready to read, and flags or folders refused with
+    their reason (bad names, links, special files), keyed `org/batch_id` or `org/*`."""
+
+    batches: list[BatchRef]
+    refused: dict[str, str]
+
+
+def look(landing: Path) -> Landing:
+    """Ready batches sorted by org and batch id, and what was refused on the way."""
+    seen = boundary.survey(landing)
+    refs, refused = [], dict(seen.refused)
+    for org, batch_id, flagged_at in sorted(seen.flags):
+        if ORG_CODE.fullmatch(org) and BATCH_ID.fullmatch(batch_id):
+            if f"{org}/{batch_id}" not in refused:
+                refs.append(BatchRef(landing, org, batch_id, flagged_at))
+        else:
+            refused[f"{org}/{batch_id}.ready"] = BAD_NAME
+    return Landing(refs, refused)
 
 
 def discover(landing: Path) -> list[BatchRef]:
     """Batches whose `.ready` flag exists, sorted by org and batch id; bad names are skipped."""
-    refs: list[BatchRef] = []
-    for flag in sorted(landing.glob("*/*.ready")):
-        org, batch_id = flag.parent.name, flag.name[: -len(".ready")]
-        if ORG_CODE.fullmatch(org) and BATCH_ID.fullmatch(batch_id):
-            refs.append(BatchRef(landing, org, batch_id))
-    return refs
+    return look(landing).batches
 
 
-def invalid_flags(landing: Path) -> list[str]:
-    """`.ready` flags whose org code or batch id breaks the interface's naming rules."""
-    bad = []
-    for flag in sorted(landing.glob("*/*.ready")):
-        org, batch_id = flag.parent.name, flag.name[: -len(".ready")]
-        if not (ORG_CODE.fullmatch(org) and BATCH_ID.fullmatch(batch_id)):
-            bad.append(f"{org}/{flag.name}")
-    return bad
+def read(batch: BatchRef, limits: LandingLimits) -> Landed:
+    """Every file of the batch folder, within the site's limits; raises BatchRejected or BatchDeferred."""
+    return boundary.read_within_budget(batch.landing, batch.org_code, batch.batch_id, limits)
 
 
-def fingerprint(batch: BatchRef) -> str:
-    """Content hash of everything in the batch folder (names and bytes)."""
-    h = hashlib.sha256()
-    if batch.folder.is_dir():
-        for p in sorted(batch.folder.iterdir()):
-            if p.is_file():
-                h.update(p.name.encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
+def refusal_fingerprint(batch: BatchRef) -> str:
+    return boundary.refusal_fingerprint(batch.landing, batch.org_code, batch.batch_id)
 
 
 def pending_flags(landing: str | Path, lake: str | Path) -> list[str]:
     """Batch keys whose ready flag has not been ingested since it was written (absent from the
-    lake's delivery log, or written after the batch's last delivery: a re-delivery)."""
+    lake's delivery log, or written after the batch's last delivery: a re-delivery), and
+    batches deferred for slow storage (tried again)."""
     seen = control.last_deliveries(Lake.at(lake)) if Path(lake).exists() else {}
     pending = []
     for ref in discover(Path(landing)):
         last = seen.get(ref.key)
-        flag_time = datetime.fromtimestamp(ref.flag.stat().st_mtime, timezone.utc)
-        if last is None or flag_time > last["received_at"]:
+        if last is None or last["status"] == DeliveryStatus.DEFERRED or ref.flagged_at > last["received_at"]:
             pending.append(ref.key)
     return pending

@@ -9,7 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from medgov.ingest.landing import BatchRef, BatchRejected
+from medgov.errors import BatchRejected
+from medgov.ingest.boundary import MANIFEST, Landed
+from medgov.ingest.landing import BatchRef
 from medgov.spec.contracts import TABLES
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
@@ -64,19 +66,14 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {err['msg']}" if where else err["msg"]
 
 
-def read_manifest(batch: BatchRef) -> Manifest:
-    """Parse and check `manifest.json` (the batch fingerprint is computed over the whole folder)."""
-    path = batch.folder / "manifest.json"
-    if not batch.folder.is_dir():
-        raise BatchRejected(f"ready flag without batch folder {batch.org_code}/{batch.batch_id}/")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise BatchRejected("manifest.json is missing") from None
+def parse_manifest(batch: BatchRef, raw: bytes) -> Manifest:
+    """Parse and check the bytes of `manifest.json`."""
     try:
         doc = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BatchRejected(f"manifest.json is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BatchRejected("manifest.json is not valid JSON: nested too deeply") from None
     try:
         manifest = Manifest.model_validate(doc)
     except ValidationError as exc:
@@ -94,18 +91,18 @@ def read_manifest(batch: BatchRef) -> Manifest:
     return manifest
 
 
-def check_files(batch: BatchRef, manifest: Manifest) -> dict[str, bytes]:
-    """Every listed file present with the declared sha256; no unlisted data file. Returns the bytes."""
+def check_files(landed: Landed, manifest: Manifest) -> dict[str, bytes]:
+    """Every listed file present with the declared sha256; no unlisted data file. Returns the
+    bytes by file name."""
     listed = {f.name for f in manifest.files}
-    extra = sorted(p.name for p in batch.folder.iterdir() if p.name != "manifest.json" and p.name not in listed)
+    extra = sorted(n for n in landed.files if n != MANIFEST and n not in listed)
     if extra:
         raise BatchRejected(f"file(s) present but not listed in manifest.json: {', '.join(extra)}")
     contents: dict[str, bytes] = {}
     for f in manifest.files:
-        try:
-            data = (batch.folder / f.name).read_bytes()
-        except FileNotFoundError:
-            raise BatchRejected(f"{f.name} is listed in manifest.json but absent") from None
+        if f.name not in landed.files:
+            raise BatchRejected(f"{f.name} is listed in manifest.json but absent")
+        data = landed.files[f.name]
         digest = hashlib.sha256(data).hexdigest()
         if digest != f.sha256:
             raise BatchRejected(f"{f.name}: sha256 {digest[:12]}… does not match manifest {f.sha256[:12]}…")

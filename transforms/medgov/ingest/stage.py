@@ -12,15 +12,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from medgov.errors import MedgovError
-from medgov.ingest import bronze
+from medgov.errors import BatchDeferred, BatchRejected, MedgovError
+from medgov.ingest import bronze, landing as landing_zone
+from medgov.ingest.boundary import MANIFEST, Landed
 from medgov.ingest.extract_csv import SHAPE_ERROR, decode, parse
-from medgov.ingest.landing import BatchRef, BatchRejected, discover, fingerprint, invalid_flags
-from medgov.ingest.manifest import check_files, read_manifest
+from medgov.ingest.landing import BatchRef
+from medgov.ingest.manifest import check_files, parse_manifest
 from medgov.quality import results
 from medgov.spec.checks import medgov_check
 from medgov.spec.contracts import Contract, contract
-from medgov.spec.lifecycle import BatchStage, stage
+from medgov.spec.lifecycle import BatchStage, DeliveryStatus, stage
 from medgov.spec.tables import BATCH_COLUMN, BRONZE_LINEAGE, BRONZE_TABLES
 from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
@@ -36,6 +37,7 @@ _ARROW = {"string": pa.string(), "bigint": pa.int64(), "timestamp": pa.timestamp
 class IngestResult:
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)  # not read within the time budget: tried again
     unchanged: list[str] = field(default_factory=list)
     rows: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {"bronze": n, "quarantined": n}
 
@@ -47,14 +49,15 @@ def _lineage(batch: BatchRef, file: str, ingested_at: datetime) -> dict[str, obj
             "_ingested_at": ingested_at}
 
 
-def read_batch(batch: BatchRef, ingested_at: datetime) -> tuple[dict[str, pa.Table], list[str]]:
-    """Verify one batch and parse its files; raises BatchRejected with the reason.
+def read_batch(batch: BatchRef, landed: Landed, ingested_at: datetime) -> tuple[dict[str, pa.Table], list[str]]:
+    """Verify one batch read from the landing zone and parse its files; raises BatchRejected
+    with the reason.
 
     Returns the tables and the notes a steward should see (detected encodings, ignored or
     absent columns): deviations absorbed, never silently.
     """
-    manifest = read_manifest(batch)
-    contents = check_files(batch, manifest)
+    manifest = parse_manifest(batch, landed.files[MANIFEST])
+    contents = check_files(landed, manifest)
     tables: dict[str, pa.Table] = {}
     notes: list[str] = []
     for f in manifest.files:
@@ -88,34 +91,52 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
     parsed: dict[str, dict[str, int]] = {}  # batch -> table -> rows parsed
     fingerprints: dict[str, str] = {}
     staged = ParsedTables(ctx.lake.staging, ctx.run_id)
-    for bad in invalid_flags(landing):
-        reason = "ready flag name breaks the interface (org code [A-Z0-9]{6,22}, batch id [A-Za-z0-9_-]{1,64})"
-        result.rejected[bad] = reason
-        if bad not in seen:
-            org, _, batch_id = bad.partition("/")
-            deliveries.append({"batch_key": bad, "org_code": org, "batch_id": batch_id, "fingerprint": "",
+    zone = landing_zone.look(landing)
+    for key, reason in zone.refused.items():
+        # a refused flag or folder is recorded once, not at every run
+        result.rejected[key] = reason
+        if key not in seen:
+            org, _, batch_id = key.partition("/")
+            deliveries.append({"batch_key": key, "org_code": org, "batch_id": batch_id, "fingerprint": "",
                                "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0,
-                               "status": "rejected", "reason": reason})
-    for ref in discover(landing):
-        fp = fingerprint(ref)
+                               "status": DeliveryStatus.REJECTED, "reason": reason})
+    for ref in zone.batches:
+        row = {"batch_key": ref.key, "org_code": ref.org_code, "batch_id": ref.batch_id, "fingerprint": "",
+               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0}
+        try:
+            landed = landing_zone.read(ref, ctx.config.landing)
+        except BatchDeferred as exc:  # no fingerprint: the next run reads it again
+            ctx.progress(f"deferred {ref.key}")
+            result.deferred[ref.key] = str(exc)
+            deliveries.append({**row, "status": DeliveryStatus.DEFERRED, "reason": str(exc)})
+            continue
+        except BatchRejected as exc:
+            fp = landing_zone.refusal_fingerprint(ref)
+            if not _already_taken(seen.get(ref.key), current.get(ref.key), fp):
+                result.rejected[ref.key] = str(exc)
+                deliveries.append({**row, "fingerprint": fp, "status": DeliveryStatus.REJECTED, "reason": str(exc)})
+            else:
+                result.unchanged.append(ref.key)
+            continue
+        fp = landed.fingerprint
         if _already_taken(seen.get(ref.key), current.get(ref.key), fp):
             result.unchanged.append(ref.key)
             continue
         ctx.progress(f"ingest {ref.key}")
-        row = {"batch_key": ref.key, "org_code": ref.org_code, "batch_id": ref.batch_id, "fingerprint": fp,
-               "received_at": received, "run_id": ctx.run_id, "files": 0, "rows_declared": 0}
+        row["fingerprint"] = fp
         try:
-            tables, notes = read_batch(ref, received)
+            tables, notes = read_batch(ref, landed, received)
         except BatchRejected as exc:
             result.rejected[ref.key] = str(exc)
-            deliveries.append({**row, "status": "rejected", "reason": str(exc)})
+            deliveries.append({**row, "status": DeliveryStatus.REJECTED, "reason": str(exc)})
             continue
+        del landed  # the parsed tables are what is kept
         staged.add(ref.key, tables)
         parsed[ref.key] = {t: tables[t].num_rows for t in tables}
         fingerprints[ref.key] = fp
         result.accepted.append(ref.key)
-        deliveries.append({**row, "status": "accepted", "reason": None, "notes": notes, "files": len(tables),
-                           "rows_declared": sum(t.num_rows for t in tables.values())})
+        deliveries.append({**row, "status": DeliveryStatus.ACCEPTED, "reason": None, "notes": notes,
+                           "files": len(tables), "rows_declared": sum(t.num_rows for t in tables.values())})
     try:
         if not parsed:
             _record_checks(ctx, deliveries, [], received)
@@ -190,7 +211,7 @@ def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:
     after the claim leaves the batch `receiving`, and it is taken again)."""
     if delivery is None or delivery["fingerprint"] != fp:
         return False
-    if delivery["status"] == "rejected":
+    if delivery["status"] == DeliveryStatus.REJECTED:
         return True
     return batch is not None and batch["fingerprint"] == fp and batch["stage"] != BatchStage.RECEIVING
 
@@ -216,7 +237,9 @@ def _contract_checks(run_id: str, table: str, typed: DataFrame, rows: dict[str, 
 
 
 def _record_checks(ctx: Context, deliveries: list[dict], checks: list[dict], at: datetime) -> None:
-    """Quality results of the delivery attempts (ingest layer), replacing earlier ones."""
+    """Quality results of the delivery attempts (ingest layer), replacing earlier ones. A
+    deferred attempt says nothing about the batch yet: its earlier results stay."""
+    deliveries = [d for d in deliveries if d["status"] != DeliveryStatus.DEFERRED]
     if deliveries:
         conforms = medgov_check("ingest.delivery", "batch_conforms_to_extract_spec")
         deviations = medgov_check("ingest.delivery", "no_deviation_absorbed")

@@ -7,19 +7,18 @@ only their keyed pseudonyms are.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from medgov.domain.icd import parse_icd
-from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code, normalize_id_no, to_halfwidth
+from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code, normalize_id_no
+from medgov.domain.numbers import Reading, read_result
 from medgov.domain.pseudonym import person_key, pseudonym
 from medgov.spec.contracts import interface
 from medgov.spec.terminology import Terminology
 
 TZ = ZoneInfo(interface()["timezone"])
-_NUMBER = re.compile(r"^(<=|>=|≤|≥|<|>)?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)$")
 
 
 def instant(ts: datetime | None) -> str | None:
@@ -125,7 +124,7 @@ def build_condition(row: dict[str, Any], key: bytes, term: Terminology) -> list[
 def _observation(oid: str, category: str, codings: list[dict], text: str | None, row: dict[str, Any],
                  effective: datetime | None, issued: datetime | None, encounter: str | None, term: Terminology,
                  value: dict[str, Any] | None = None, value_string: str | None = None,
-                 components: list[dict] | None = None, interpretation: str | None = None,
+                 absent: str | None = None, components: list[dict] | None = None, interpretation: str | None = None,
                  ref_range: str | None = None) -> dict[str, Any]:
     return _drop_none({
         "resourceType": "Observation", "id": oid, "status": "final",
@@ -137,20 +136,14 @@ def _observation(oid: str, category: str, codings: list[dict], text: str | None,
         "issued": instant(issued),
         "valueQuantity": value,
         "valueString": value_string,
+        # a result that is no finite number (NaN, an infinity, 1e309) keeps no value, and says why
+        "dataAbsentReason": ({"coding": [{"system": term.system("data_absent_reason"), "code": absent}],
+                              "text": "not a finite number"} if absent else None),
         "interpretation": ([{"coding": [{"system": term.system("interpretation"), "code": interpretation}]}]
                            if interpretation else None),
         "referenceRange": [{"text": ref_range}] if ref_range else None,
         "component": components,
     })
-
-
-def parse_result(text: str) -> tuple[str | None, float | None]:
-    """`<5` -> ('<', 5.0); `132` -> (None, 132.0); qualitative text -> (None, None)."""
-    m = _NUMBER.match(to_halfwidth(text).strip())
-    if not m:
-        return None, None
-    comparator = {"≤": "<=", "≥": ">="}.get(m.group(1) or "", m.group(1))
-    return comparator, float(m.group(2).replace(",", ""))  # `1,234`: grouping commas only
 
 
 def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
@@ -161,7 +154,8 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
     concept = term.concepts.get(loinc) if loinc else None
     unit_raw = row["unit"]
     unit = term.units.get(unit_raw, unit_raw) if unit_raw else None
-    comparator, number = parse_result(row["result"])
+    reading = read_result(row["result"])
+    comparator, number = reading.comparator, reading.value
     value, unit_status = None, None
     if number is not None:
         out_unit, out_value, unit_status = unit, number, "as-reported"
@@ -186,13 +180,13 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
     flag = {"H": "H", "L": "L", "N": "N"}.get((row["abnormal_flag"] or "").upper())
     resource = _observation(oid, "laboratory", codings, row["item_name"], row,
                             row["collected_time"] or row["reported_time"], row["reported_time"], encounter, term,
-                            value=value, value_string=row["result"] if number is None else None,
-                            interpretation=flag, ref_range=row["ref_range"])
+                            value=value, value_string=row["result"] if reading == Reading() else None,
+                            absent=reading.absent, interpretation=flag, ref_range=row["ref_range"])
     flat = {"id": oid, "patient_key": row["patient_key"], "encounter_id": encounter, "category": "laboratory",
             "loinc": loinc, "local_code": local, "mapped": loinc is not None,
             "value": value.get("value") if value else None, "comparator": comparator,
             "unit": value.get("unit") if value else unit, "unit_status": unit_status,
-            "value_string": row["result"] if number is None else None,
+            "value_string": row["result"] if reading == Reading() else None,
             "effective_time": row["collected_time"] or row["reported_time"], "issued_time": row["reported_time"],
             "components": {}}
     return [(resource, flat)]

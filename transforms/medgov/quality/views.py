@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medgov.domain.columns import with_source_key
+from medgov.domain.columns import non_finite, with_source_key
 from medgov.spec.contracts import Contract
 from medgov.spec.terminology import loinc
 
@@ -33,7 +33,7 @@ def _age_years(birth: str, at) -> F.Column:
 def bronze_view(df: DataFrame, contract: Contract, key: bytes, keyed: bool = True) -> DataFrame:
     """Bronze rows with a keyed `source_key` instead of the local patient id (when `keyed`: a
     Python pass over every row, so only for suites that check it), no direct identifiers, and
-    `has_future_date`."""
+    `has_future_date` (and `result_finite` for lab results, which may be numbers or text)."""
     if keyed and "patient_id" in df.columns:
         df = with_source_key(df, key)
     future = F.lit(False)
@@ -42,6 +42,8 @@ def bronze_view(df: DataFrame, contract: Contract, key: bytes, keyed: bool = Tru
     df = df.withColumn("has_future_date", future)
     if contract.table == "patient":
         df = df.withColumn("age_years", _age_years("birth_date", F.col("_ingested_at")))
+    if contract.table == "lab_result":  # NaN, the infinities, 1e309: no value, flagged here
+        df = df.withColumn("result_finite", ~non_finite(F.col("result"), F.col("result").try_cast("double")))
     return df.drop(*contract.direct_identifiers)
 
 

@@ -19,6 +19,14 @@ class BatchStage(StrEnum):
     PUBLISHED = "published"  # in the curated datasets
 
 
+class DeliveryStatus(StrEnum):
+    """The outcome of one delivery attempt; the value is what `control/deliveries` stores."""
+
+    ACCEPTED = "accepted"  # read, verified and parsed: on its way through the stages
+    REJECTED = "rejected"  # breaks the interface: nothing of it published until re-delivered
+    DEFERRED = "deferred"  # not read within its time budget (slow storage): tried again next run
+
+
 # from which batch stage on a zone's rows of the batch are complete (what readers may see)
 COMPLETE_FROM: dict[str, tuple[BatchStage, ...]] = {
     "bronze": (BatchStage.BRONZE, BatchStage.SILVER, BatchStage.VALIDATED, BatchStage.BLOCKED, BatchStage.PUBLISHED),

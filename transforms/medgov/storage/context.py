@@ -1,4 +1,5 @@
-"""What every stage needs: the lake, the Spark session, the table store and the run identity."""
+"""What every stage needs: the lake, the Spark session, the table store, the site's
+configuration and the run identity."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
+from medgov.spec.site import SiteConfig, load_site
 from medgov.storage.lake import Lake
 from medgov.storage.lineage import ParentRun
 from medgov.storage.spark import get_spark
@@ -26,12 +28,17 @@ class Context:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
     parent: ParentRun | None = None
     progress: Progress = lambda message: None
+    config: SiteConfig = field(default_factory=load_site)
 
 
-def make_context(lake: str | Lake, parent: ParentRun | None = None, progress: Progress | None = None) -> Context:
-    """A context on the process's Spark session."""
+def make_context(lake: str | Lake, parent: ParentRun | None = None, progress: Progress | None = None,
+                 config: SiteConfig | None = None) -> Context:
+    """A context on the process's Spark session; `config` defaults to `load_site()`
+    (MEDGOV_CONFIG, else the shipped defaults)."""
+    config = config or load_site()  # before Spark starts: a bad site file fails fast
     spark = get_spark()
-    ctx = Context(lake if isinstance(lake, Lake) else Lake.at(lake), spark, store_for(spark), parent=parent)
+    ctx = Context(lake if isinstance(lake, Lake) else Lake.at(lake), spark, store_for(spark), parent=parent,
+                  config=config)
     if progress:
         ctx.progress = progress
     return ctx
