@@ -9,7 +9,7 @@ PATIENTS ?= 400
 SEED     ?= 7
 PYTEST_ARGS ?=
 
-.PHONY: install demo dashboard bench test test-fast clean
+.PHONY: install demo dashboard bench test test-fast fuzz clean
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -ra --durations=10 -n $(TEST_WORKERS) --dist loadgroup \
 	  -m "not (system or airflow or browser or cluster)" $(PYTEST_ARGS)
+
+# The landing-zone fuzz test, longer and random (make test runs 300 fixed examples).
+FUZZ_EXAMPLES ?= 5000
+fuzz: install
+	MEDGOV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:xdist tests/ingest/test_fuzz_landing.py
 
 clean:
 	rm -rf $(LAKE) sample site .pytest_cache

@@ -61,7 +61,7 @@ def test_report_summary_numbers(demo):
     from medgov.report import summary
 
     s = summary(demo.lake)
-    assert s["batches"] == {"accepted": 6, "rejected": 1, "by_stage": {"published": 6}}
+    assert s["batches"] == {"accepted": 6, "rejected": 1, "deferred": 0, "by_stage": {"published": 6}}
     lab = next(t for t in s["tables"] if t["layer"] == "bronze" and t["table"] == "lab_result")
     assert lab["quarantined"] == 12 and lab["rows"] > 0
     assert set(s["quality"]) == {"ingest", "normalize", "bronze", "silver"}

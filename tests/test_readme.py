@@ -38,3 +38,22 @@ def test_every_promise_names_tests_that_exist():
                 continue
             if test:
                 assert current is not None and test in _functions(current), f"{ref} not in {current}"
+
+
+def test_the_landing_limits_table_gives_the_defaults():
+    """The README's table of landing-zone limits states the shipped defaults, every one."""
+    from pydantic import TypeAdapter, ByteSize
+
+    from medgov.spec.site import load_site
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The landing zone is a trust boundary", 1)[1].split("\n### ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, re.MULTILINE))
+    defaults = load_site().landing.model_dump()
+    assert set(rows) == set(defaults)
+    for key, shown in rows.items():
+        value = defaults[key]
+        if key.endswith("_bytes"):
+            assert TypeAdapter(ByteSize).validate_python(shown) == value, key
+        else:
+            assert str(value) in (shown, shown + ".0"), key
