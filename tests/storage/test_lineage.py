@@ -81,3 +81,29 @@ def test_failed_stage_emits_fail(tmp_path):
     events = [json.loads(line) for line in (tmp_path / "lineage" / "events.jsonl").read_text().splitlines()]
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
     assert events[1]["run"]["facets"]["errorMessage"]["message"] == "RuntimeError: boom"
+
+
+def test_observations_say_which_concept_maps_coded_them(events, schemas):
+    """The terminology facet on silver Observations: the concept maps' content hash and the
+    rows each mapping method coded, valid against medgov's published facet schema."""
+    from pathlib import Path
+
+    from medgov.domain.lab_terms import CODE, NAME, SITE, UNMAPPED
+    from medgov.normalize.builders import VITAL_SIGN
+    from medgov.spec.terminology import Terminology
+
+    core, _, registry = schemas
+    core_defs = copy.deepcopy(core)
+    core_defs["$defs"] = core_defs["definitions"]
+    registry = registry.with_resource("https://openlineage.io/spec/2-0-2/OpenLineage.json",
+                                      Resource.from_contents(core_defs))
+    doc = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "facets" / "TerminologyFacet.json").read_text())
+    check = jsonschema.Draft202012Validator({"$ref": f"{doc['$id']}#/$defs/TerminologyFacet"},
+                                            registry=registry.with_resource(doc["$id"], Resource.from_contents(doc)))
+    normalize = [e for e in events if e["job"]["name"] == "medgov.normalize" and e["eventType"] == "COMPLETE"]
+    facets = [o["facets"]["terminology"] for e in normalize for o in e["outputs"] if o["name"].endswith("/observation")]
+    assert facets
+    for facet in facets:
+        check.validate(facet)
+        assert facet["version"] == Terminology.load().version
+        assert set(facet["methods"]) <= {SITE, CODE, NAME, UNMAPPED, VITAL_SIGN} and sum(facet["methods"].values()) > 0

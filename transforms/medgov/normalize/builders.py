@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from medgov.domain.icd import parse_icd
 from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code, normalize_id_no
+from medgov.domain.lab_terms import lab_terms
 from medgov.domain.numbers import Reading, read_result
 from medgov.domain.pseudonym import person_key, pseudonym
 from medgov.spec.contracts import interface
@@ -150,10 +151,12 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
     org = row["_org_code"]
     oid = rid(key, "Observation", org, "lab", row["report_id"], row["item_seq"])
     local = row["item_code"]
-    loinc = term.loinc_for(org, local)
+    labs = lab_terms(term)
+    # by (org, code), else by name, specimen and unit; the mapping method travels with the row
+    mapping = labs.map(org, local, row["item_name"], row.get("specimen"), row["unit"])
+    loinc = mapping.loinc
     concept = term.concepts.get(loinc) if loinc else None
-    unit_raw = row["unit"]
-    unit = term.units.get(unit_raw, unit_raw) if unit_raw else None
+    unit = labs.unit(row["unit"])
     reading = read_result(row["result"])
     comparator, number = reading.comparator, reading.value
     value, unit_status = None, None
@@ -183,7 +186,8 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
                             value=value, value_string=row["result"] if reading == Reading() else None,
                             absent=reading.absent, interpretation=flag, ref_range=row["ref_range"])
     flat = {"id": oid, "patient_key": row["patient_key"], "encounter_id": encounter, "category": "laboratory",
-            "loinc": loinc, "local_code": local, "mapped": loinc is not None,
+            "loinc": loinc, "local_code": local, "mapped": loinc is not None, "map_method": mapping.method,
+            "map_confidence": mapping.confidence,
             "value": value.get("value") if value else None, "comparator": comparator,
             "unit": value.get("unit") if value else unit, "unit_status": unit_status,
             "value_string": row["result"] if reading == Reading() else None,
@@ -194,6 +198,7 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
 
 # vital-sign columns -> the LOINC concept each becomes (`concept_maps/loinc.yaml`, domain.md §2);
 # the unit is the concept's canonical unit, as the interface delivers them
+VITAL_SIGN = "interface-column"  # a vital sign's concept is its column in the interface
 _VITALS = (("heart_rate", "heart_rate"), ("height_cm", "body_height"), ("weight_kg", "body_weight"))
 _BP_COMPONENTS = (("sbp", "systolic_bp"), ("dbp", "diastolic_bp"))
 
@@ -217,6 +222,7 @@ def build_vitals(row: dict[str, Any], key: bytes, term: Terminology) -> list[tup
                            value=_quantity(value, unit) if value is not None else None, components=components)
         out.append((res, {"id": oid, "patient_key": row["patient_key"], "encounter_id": encounter,
                           "category": "vital-signs", "loinc": code, "local_code": None, "mapped": True,
+                          "map_method": VITAL_SIGN, "map_confidence": 1.0,
                           "value": round(value, 6) if value is not None else None, "comparator": None,
                           "unit": unit, "unit_status": "canonical", "value_string": None,
                           "effective_time": when, "issued_time": None, "components": {}}))

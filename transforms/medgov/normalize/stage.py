@@ -20,7 +20,7 @@ from medgov.spec.terminology import Terminology
 from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
-from medgov.storage.lineage import DatasetInfo, stage_run
+from medgov.storage.lineage import DatasetInfo, TerminologyFacet, stage_run
 
 STAGE = stage("normalize")
 
@@ -31,6 +31,7 @@ class NormalizeResult:
     resources: dict[str, int] = field(default_factory=dict)  # silver table -> resources published
     invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
     unmapped_lab_codes: int = 0
+    map_methods: Counter = field(default_factory=Counter)  # observations built, by how their code was found
     relinked_resources: int = 0  # earlier resources moved to the person key their patient file established
 
 
@@ -61,21 +62,29 @@ def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
     return moved_total
 
 
-def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int]:
-    """One pass over the built rows: per-batch build results for the quality table, and the
-    totals of invalid rows and unmapped lab codes."""
+def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int, Counter]:
+    """One pass over the built rows: per-batch build results for the quality table, the
+    totals of invalid rows and unmapped lab codes, and built rows by mapping method."""
     unmapped = F.col("error").isNull() & ~F.coalesce(F.col("mapped"), F.lit(True)) if "mapped" in out.columns \
         else F.lit(False)
-    per_batch = out.groupBy("batch_key", F.split("error", ": ").getItem(0).alias("kind")).agg(
+    method = F.col("map_method") if "map_method" in out.columns else F.lit(None).cast("string")
+    per_batch = out.groupBy("batch_key", F.split("error", ": ").getItem(0).alias("kind"), method.alias("method")).agg(
         F.count(F.lit(1)).alias("n"), F.sum(unmapped.cast("int")).alias("unmapped")).collect()
     at = control.now()
     check = medgov_check(f"normalize.{spec.source}", "rows_build_valid_fhir")
     for key in sorted({r["batch_key"] for r in per_batch}):
         rows = [r for r in per_batch if r["batch_key"] == key]
-        kinds = Counter({r["kind"]: r["n"] for r in rows if r["kind"] is not None})
+        kinds: Counter[str] = Counter()
+        for r in rows:
+            if r["kind"] is not None:
+                kinds[r["kind"]] += r["n"]
         checks += results.row_results(check, ctx.run_id, key, sum(r["n"] for r in rows), kinds, at)
     invalid = sum(r["n"] for r in per_batch if r["kind"] is not None)
-    return invalid, int(sum(r["unmapped"] or 0 for r in per_batch)) if spec.source == "lab_result" else 0
+    methods: Counter[str] = Counter()
+    for r in per_batch:
+        if r["kind"] is None and r["method"] is not None:
+            methods[r["method"]] += r["n"]
+    return invalid, int(sum(r["unmapped"] or 0 for r in per_batch)) if spec.source == "lab_result" else 0, methods
 
 
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
@@ -86,7 +95,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     if not keys:
         return result
     key = load_key()
-    term = Terminology.load()
+    term = Terminology.load(ctx.config.folder)
     lake, store = ctx.lake, ctx.store
     scope = sql_in(BATCH_COLUMN["bronze"], keys)
     xref_uri = lake.silver(PATIENT_XREF)
@@ -129,9 +138,10 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                                                column_lineage={"source_key": [(src_uri, "patient_id")]}))
                 good = good.drop("source_key")
             built.setdefault(spec.target, []).append(good)
-            n_invalid, n_unmapped = _count_build(ctx, spec, out, checks)
+            n_invalid, n_unmapped, methods = _count_build(ctx, spec, out, checks)
             result.invalid[spec.target] = result.invalid.get(spec.target, 0) + n_invalid
             result.unmapped_lab_codes += n_unmapped
+            result.map_methods.update(methods)
 
         for target, parts in built.items():
             df = parts[0]
@@ -152,7 +162,11 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys
             sources = {(lake.bronze(s.source), k) for s in silver.SPECS if s.target == target
                        for k in contract(s.source).key}
-            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)}))
+            # which concept maps produced the codes, and how each row's code was found
+            terms = ({"terminology": TerminologyFacet(version=term.version, methods=dict(result.map_methods))}
+                     if target == "observation" else {})
+            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)},
+                                           custom=terms))
             faults.point(f"normalize.after_table.{target}")
         if quarantine_parts:
             q = quarantine_parts[0]

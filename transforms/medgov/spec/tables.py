@@ -23,6 +23,7 @@ BATCH_COLUMN = {"bronze": "_batch_key", "silver": SILVER_LINEAGE["_batch_key"]}
 
 # lab results and vital signs both become Observations with the same flattened columns
 _OBSERVATION_FLAT = ("encounter_id string, category string, loinc string, local_code string, mapped boolean, "
+                     "map_method string, map_confidence double, "
                      "value double, comparator string, unit string, unit_status string, value_string string, "
                      "effective_time timestamp, issued_time timestamp, components map<string,double>")
 

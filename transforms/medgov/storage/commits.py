@@ -104,8 +104,9 @@ def merge_with_retry(uri: str, data: Data, keys: list[str], delete_where: str | 
         if _created(uri, data, partition_by, description, storage_options, run_id):
             return
         merger = (DeltaTable(uri, storage_options=storage_options)
+                  # merge_schema: a column a newer medgov adds to a table appears in an existing lake
                   .merge(_fresh(data), predicate=on, source_alias="s", target_alias="t", commit_properties=_commit(run_id),
-                         writer_properties=_writer())
+                         writer_properties=_writer(), merge_schema=True)
                   .when_matched_update_all(predicate=update_when).when_not_matched_insert_all())
         if delete_where:
             merger = merger.when_not_matched_by_source_delete(predicate=delete_where)

@@ -16,8 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+import attr
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.generated.base import DatasetFacet
 from openlineage.client.generated import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
@@ -33,6 +35,20 @@ from medgov.storage.lake import Lake
 
 NAMESPACE = os.environ.get("MEDGOV_LINEAGE_NAMESPACE", "medgov")
 PRODUCER = "https://github.com/medgov/medgov"
+
+
+@attr.define
+class TerminologyFacet(DatasetFacet):
+    """medgov's dataset facet on Observations: the content hash of the concept maps in force
+    (packaged and site), and how many rows each mapping method coded in this run. Its schema
+    is `schemas/facets/TerminologyFacet.json`."""
+
+    version: str
+    methods: dict[str, int] = attr.field(factory=dict)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{PRODUCER}/blob/main/schemas/facets/TerminologyFacet.json"
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,7 @@ class DatasetInfo:
     rows: int | None = None
     assertions: list[dict[str, Any]] = field(default_factory=list)
     column_lineage: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # out col -> [(input uri, col)]
+    custom: dict[str, DatasetFacet] = field(default_factory=dict)  # medgov's own facets, by name
 
     def facets(self) -> dict[str, Any]:
         facets: dict[str, Any] = {}
@@ -95,7 +112,7 @@ class DatasetInfo:
         if self.assertions:
             facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                 assertions=[data_quality_assertions_dataset.Assertion(**a) for a in self.assertions])
-        return facets
+        return facets | self.custom
 
 
 @dataclass
