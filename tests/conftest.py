@@ -107,9 +107,17 @@ class Followups:
     second: dict  # ... and of the second
     early_key: str  # the labs-first result's subject key after the first run
     withdrawn_lines: int  # lab rows the corrected re-delivery withdrew
+    site: Path  # the site configuration of the second run: one accepted lab-item decision
+    worklist_before: list  # `medgov terms` worklist after the first run (medgov.terms.WorkItem)
+
+
+TERMS_ORG = "H33030200088"
+TERMS_BATCH = f"{TERMS_ORG}/ambiguous-creatinine"
+TERMS_CODE = "LX-CR"  # creatinine without a specimen: serum or urine? the steward decides
 
 
 RELINK_ORG = "H33030200009"
+PATIENT_HEADER = "patient_id,id_type,id_no,name,sex_code,birth_date,updated_at\n"
 CORRECTED = "H33030200001/20230101-b2"
 ORPHANS = "H33030200001/orphans"
 
@@ -145,19 +153,33 @@ def followups(demo, tmp_path_factory) -> Followups:
     (folder / "lab_result.csv").write_bytes(raw)
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (landing / f"{CORRECTED}.ready").touch()
+    # a new institution's creatinine under its own code, name only, no specimen: left to the
+    # steward after run 1, accepted before run 2, then in gold (two low eGFRs 5 months apart)
+    pat = (PATIENT_HEADER + "P1,01,11010519500101001X,测试,1,1950-01-01,2024-01-01 08:00:00\n").encode()
+    creat = [[f"R{i}", "1", "", "P1", TERMS_CODE, "肌酐", "300", "umol/L", "", "", "", "", when]
+             for i, when in enumerate(["2024-01-02 09:00:00", "2024-06-03 09:00:00"])]
+    write_batch(landing, TERMS_ORG, "ambiguous-creatinine",
+                {"patient.csv": ("patient", pat, 1), "lab_result.csv": ("lab_result", lab_csv(creat), 2)})
     ghosts = [lab_row(i, patient=f"GHOST{i}", result="400", reported=f"2024-0{1 + (i % 2) * 5}-01 10:00:00")
               for i in range(12)]
     write_batch(landing, "H33030200001", "orphans", {"lab_result.csv": ("lab_result", lab_csv(ghosts), 12)})
     write_batch(landing, RELINK_ORG, "labs-first",
                 {"lab_result.csv": ("lab_result", lab_csv([lab_row(1, patient="P77")]), 1)})
     first = run_stages(make_context(str(lake)), landing)
+    from medgov.spec.site import load_site
+    from medgov.terms import accept, worklist
+
+    worklist_before = worklist(lake)
+    site = root / "site"
+    site.mkdir()
+    accept([(TERMS_ORG, TERMS_CODE, "14682-9")], site, by="test steward")
     obs = DeltaTable(str(lake / "silver" / "observation")).to_pyarrow_table().to_pylist()
     [early] = [o for o in obs if o["batch_key"] == f"{RELINK_ORG}/labs-first"]
-    header = "patient_id,id_type,id_no,name,sex_code,birth_date,updated_at\n"
+    header = PATIENT_HEADER
     patient = (header + "P77,01,11010519491231002X,测试,2,1949-12-31,2024-03-02 08:00:00\n").encode()
     write_batch(landing, RELINK_ORG, "patients-later", {"patient.csv": ("patient", patient, 1)})
-    second = run_stages(make_context(str(lake)), landing)
-    return Followups(landing, lake, first, second, early["patient_key"], 3)
+    second = run_stages(make_context(str(lake), config=load_site(site)), landing)
+    return Followups(landing, lake, first, second, early["patient_key"], 3, site, worklist_before)
 
 
 @dataclass

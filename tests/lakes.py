@@ -15,7 +15,7 @@ from medgov.spec.tables import BATCH_COLUMN, BRONZE_TABLES, SILVER_RESOURCES
 
 # run-specific values: who wrote a row and when, not what it says
 VOLATILE = {"run_id", "updated_run_id", "_ingested_at", "quarantined_at", "validated_at", "received_at"}
-CONTROL_VOLATILE = {"updated_at"}
+CONTROL_VOLATILE = {"updated_at", "applied_at"}
 SILVER = tuple(t.name for t in SILVER_RESOURCES)
 
 

@@ -11,6 +11,13 @@ from medgov.domain.icd import parse_icd
     ("N18.3", "N18.3", "N18", ()),
     ("ｎ１８．３００", "N18.3", "N18", ()),
     (" e11.200x002+N08.3* ", "E11.2", "E11", ("N08.3",)),
+    ("E112", "E11.2", "E11", ()),                    # written without the dot: the subcategory stays
+    ("N183", "N18.3", "N18", ()),
+    ("I10", "I10", "I10", ()),
+    ("D63.8*+N18.3", "N18.3", "N18", ("D63.8",)),   # manifestation first: the etiology is still primary
+    ("D63.8*+N18.3†", "N18.3", "N18", ("D63.8",)),
+    ("M8140/3", None, None, ()),                     # ICD-O morphology: not a diagnosis (not M81.4)
+    ("D63.8*", None, None, ("D63.8",)),              # a manifestation alone names no etiology
 ])
 def test_stems(code, stem, category, manifestations):
     icd = parse_icd(code)

@@ -94,6 +94,56 @@ def report(lake: str = typer.Option(..., help="lake folder written by `medgov ru
     render(summary(lake))
 
 
+terms_app = typer.Typer(help="The terminology worklist: lab items left uncoded, and the steward's decisions.",
+                         no_args_is_help=False, invoke_without_command=True)
+app.add_typer(terms_app, name="terms")
+_CONFIG_HELP = "site configuration folder (decisions go to concept_maps/lab_items.yaml)"
+
+
+@terms_app.callback()
+def terms(ctx: typer.Context,
+          lake: str | None = typer.Option(None, help="lake folder written by `medgov run`"),
+          config: Path | None = typer.Option(None, envvar="MEDGOV_CONFIG", help=_CONFIG_HELP),
+          org: str | None = typer.Option(None, help="only this institution"),
+          output: str = typer.Option("table", "--format", help="table, json, or csv (fill `loinc`, then "
+                                                               "`medgov terms accept --file`)")) -> None:
+    """List the lab items the concept maps leave uncoded, per institution by frequency, with
+    ranked candidates and why none was applied."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from medgov.terms import render, worklist
+
+    if lake is None:
+        raise MedgovError("--lake is required to list the worklist")
+    if output not in ("table", "json", "csv"):
+        raise MedgovError(f"--format must be table, json or csv, not {output!r}")
+    typer.echo(render(worklist(lake, config, org), output), nl=False)
+
+
+@terms_app.command("accept")
+def terms_accept(org: str | None = typer.Argument(None, help="institution code"),
+                 code: str | None = typer.Argument(None, help="the institution's local item code"),
+                 loinc: str | None = typer.Argument(None, help="the LOINC code it means"),
+                 file: Path | None = typer.Option(None, "--file", help="CSV with org, code and loinc columns "
+                                                                       "(the worklist's CSV, filled in)"),
+                 config: Path | None = typer.Option(None, envvar="MEDGOV_CONFIG", help=_CONFIG_HELP),
+                 by: str | None = typer.Option(None, help="who decided (recorded with the decision)")) -> None:
+    """Record that ORG's local CODE means LOINC (or every filled-in row of --file); the next
+    `medgov run` recodes the results already in silver, and so in gold."""
+    from medgov.terms import accept, read_decisions
+
+    if file is not None:
+        if org or code or loinc:
+            raise MedgovError("give ORG CODE LOINC or --file, not both")
+        decisions = read_decisions(file)
+    elif org and code and loinc:
+        decisions = [(org, code, loinc)]
+    else:
+        raise MedgovError("give ORG CODE LOINC, or --file FILE.csv")
+    path = accept(decisions, config, by)
+    typer.echo(f"recorded {len(decisions)} decision(s) in {path}; the next `medgov run` recodes the results")
+
+
 @app.command()
 def checks(output: str = typer.Option("table", "--format", help="table or json"),
            layer: str | None = typer.Option(None, help="only this layer (ingest, bronze, normalize, silver)")) -> None:

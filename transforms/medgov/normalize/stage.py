@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from medgov.domain.columns import with_source_key
 from medgov.domain.pseudonym import key_fingerprint, load_key
-from medgov.normalize import silver
+from medgov.normalize import remap, silver
 from medgov.quality import results
 from medgov.spec.checks import medgov_check
 from medgov.spec.contracts import contract
@@ -32,6 +32,7 @@ class NormalizeResult:
     invalid: dict[str, int] = field(default_factory=dict)  # silver table -> rows quarantined
     unmapped_lab_codes: int = 0
     map_methods: Counter = field(default_factory=Counter)  # observations built, by how their code was found
+    remapped: list[str] = field(default_factory=list)  # batches sent back because the concept maps changed
     relinked_resources: int = 0  # earlier resources moved to the person key their patient file established
 
 
@@ -88,14 +89,18 @@ def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[d
 
 
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
-    """Build silver for the given batches (default: every batch whose stage is `bronze`)."""
+    """Build silver for the given batches (default: every batch whose stage is `bronze`,
+    including those sent back because the concept maps now code their lab results otherwise)."""
+    term = Terminology.load(ctx.config.folder)
+    remapped = remap.requeue_remapped(ctx.lake, term, ctx.run_id)
+    if remapped:
+        ctx.progress(f"concept maps changed: {len(remapped)} batch(es) normalized again")
     taken = control.taken(ctx.lake, STAGE.takes, keys)
     keys = list(taken)
-    result = NormalizeResult(batches=keys)
+    result = NormalizeResult(batches=keys, remapped=remapped)
     if not keys:
         return result
     key = load_key()
-    term = Terminology.load(ctx.config.folder)
     lake, store = ctx.lake, ctx.store
     scope = sql_in(BATCH_COLUMN["bronze"], keys)
     xref_uri = lake.silver(PATIENT_XREF)
@@ -155,8 +160,12 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             # Other resources' ids are keyed on their institution, so matching on the partition
             # column too is the same match, and lets the MERGE read only the institutions delivering.
             on = ["id"] if target == "patient" else ["org_code", "id"]
+            # a batch normalized again (a correction, changed concept maps) never overwrites the
+            # version a later batch delivered: later means later batch id (README, Known limits)
+            newer = None if target == "patient" else "s.batch_id >= t.batch_id"
             store.merge(uri, df, on, delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
-                        description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised")
+                        description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised",
+                        update_when=newer)
             n = store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)).count()
             result.resources[target] = n
             # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys

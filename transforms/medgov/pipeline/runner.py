@@ -85,6 +85,13 @@ def has_work(name: str, lake: str, landing: str | None = None) -> bool:
         return bool(landing) and bool(pending_flags(landing, lake))
     if not Path(lake).exists():
         return False
+    if s.name == "normalize":  # changed concept maps send published batches back to it
+        from medgov.normalize.remap import pending
+        from medgov.spec.site import load_site
+        from medgov.spec.terminology import Terminology
+
+        if pending(Lake.at(lake), Terminology.load(load_site().folder)):
+            return True
     return bool(control.in_stage(Lake.at(lake), s.takes))
 
 

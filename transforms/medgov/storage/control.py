@@ -1,9 +1,11 @@
 """Stage bookkeeping: which delivery was seen, which batch reached which stage.
 
-Two small Delta tables under `control/`, committed *after* the data they describe so that a
+Small Delta tables under `control/`, committed *after* the data they describe so that a
 crash leaves work to redo, never work recorded as done that is not:
-- `deliveries`: append-only log of every delivery attempt (accepted or rejected, with reason);
-- `batches`: one row per accepted batch with its current stage (`BatchStage`).
+- `deliveries`: append-only log of every delivery attempt (accepted, rejected or deferred);
+- `batches`: one row per accepted batch with its current stage (`BatchStage`);
+- `terminology`: append-only log of the concept-map versions applied to silver, with the
+  batches each one sent back to normalize.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ BATCH_SCHEMA = pa.schema([
     ("blocking_failures", pa.int32()), ("rows_declared", pa.int64()), ("updated_at", pa.timestamp("us", "UTC")),
     ("run_id", pa.string()),
 ])
+
+TERMINOLOGY_SCHEMA = pa.schema([
+    ("version", pa.string()), ("applied_at", pa.timestamp("us", "UTC")), ("run_id", pa.string()),
+    ("requeued", pa.list_(pa.string())),
+])
+# the stages a batch may be sent back from to be normalized again (not one being ingested)
+REQUEUEABLE = (BatchStage.SILVER, BatchStage.VALIDATED, BatchStage.BLOCKED, BatchStage.PUBLISHED)
 
 
 def now() -> datetime:
@@ -99,3 +108,28 @@ def advance(lake: Lake, taken_: dict[str, str], stage: BatchStage, run_id: str, 
             row[name] = per_key[k]
         rows.append(row)
     set_batches(lake, rows, only_from)
+
+
+def terminology_applied(lake: Lake) -> str | None:
+    """The concept-map version silver was last brought up to (None: never checked)."""
+    rows = _read(lake.table("control", "terminology"))
+    return max(rows, key=lambda r: r["applied_at"])["version"] if rows else None
+
+
+def record_terminology(lake: Lake, version: str, run_id: str, requeued: list[str]) -> None:
+    data = pa.Table.from_pylist([{"version": version, "applied_at": now(), "run_id": run_id, "requeued": requeued}],
+                                TERMINOLOGY_SCHEMA)
+    retry_commit(lambda: write_deltalake(lake.table("control", "terminology"), data, mode="append"))
+
+
+def requeue(lake: Lake, keys: list[str], stage: BatchStage, run_id: str) -> list[str]:
+    """Send batches back to `stage` (one commit); only those past it and not being re-ingested
+    move (a concurrent stage's compare-and-set then leaves them alone). Returns those sent."""
+    current = batches(lake)
+    rows = [dict(current[k], stage=BatchStage(stage).value, updated_at=now(), run_id=run_id) for k in keys
+            if k in current and current[k]["stage"] in REQUEUEABLE]
+    if rows:
+        allowed = ", ".join(f"'{s.value}'" for s in REQUEUEABLE)
+        merge_with_retry(lake.batches, pa.Table.from_pylist(rows, BATCH_SCHEMA), ["batch_key"],
+                         update_when=f"t.stage IN ({allowed}) AND t.fingerprint = s.fingerprint")
+    return [r["batch_key"] for r in rows]

@@ -45,7 +45,7 @@ class TableStore(Protocol):
 
     def merge(self, uri: str, df: DataFrame, keys: list[str], delete_where: str | None = None,
               partition_by: list[str] | None = None, run_id: str | None = None,
-              description: str | None = None) -> None: ...
+              description: str | None = None, update_when: str | None = None) -> None: ...
 
     def version(self, uri: str) -> int | None: ...
 
@@ -107,10 +107,11 @@ class DeltaRsStore:
         with self._staged(uri, df) as data:
             write_with_retry(uri, data, where, partition_by, description, self.storage_options, run_id)
 
-    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None,
+              update_when=None) -> None:
         with self._staged(uri, df) as data:
             merge_with_retry(uri, data, keys, delete_where, partition_by, description, self.storage_options,
-                             run_id)
+                             run_id, update_when)
 
     def version(self, uri: str) -> int | None:
         return self.table(uri).version() if self.exists(uri) else None
@@ -153,13 +154,14 @@ class SparkDeltaStore:
             return
         writer.mode("overwrite").option("replaceWhere", where).save(uri)
 
-    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None) -> None:
+    def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None,
+              update_when=None) -> None:
         if not self.exists(uri):
             self.replace(uri, df, "TRUE", partition_by, run_id, description)
             return
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
         m = self._dt.forPath(self.spark, uri).alias("t").merge(df.alias("s"), on)
-        m = m.whenMatchedUpdateAll().whenNotMatchedInsertAll()
+        m = m.whenMatchedUpdateAll(condition=update_when).whenNotMatchedInsertAll()
         if delete_where:
             m = m.whenNotMatchedBySourceDelete(condition=delete_where)
         m.execute()

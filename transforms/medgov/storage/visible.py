@@ -30,7 +30,7 @@ def _done(batches: dict[str, dict], zone: str) -> list[str]:
     return sorted(k for k, b in batches.items() if b["stage"] in COMPLETE_FROM[zone])
 
 
-def read_visible(lake: Lake, zone: str, table: str, attempts: int = 10) -> pa.Table:
+def read_visible(lake: Lake, zone: str, table: str, attempts: int = 10, columns: list[str] | None = None) -> pa.Table:
     """A bronze or silver table restricted to complete batches; a gold table as it is.
 
     The control table is read before and after the data: when a stage moved a batch in
@@ -40,11 +40,13 @@ def read_visible(lake: Lake, zone: str, table: str, attempts: int = 10) -> pa.Ta
     if not DeltaTable.is_deltatable(uri):
         raise MedgovError(f"no table {zone}/{table} in {lake.root}")
     if zone == "gold":
-        return DeltaTable(uri).to_pyarrow_table()
+        return DeltaTable(uri).to_pyarrow_table(columns=columns)
+    wanted = None if columns is None else list(dict.fromkeys([*columns, BATCH_COLUMN[zone]]))
     for _ in range(attempts):
         before = control.batches(lake)
-        data = DeltaTable(uri).to_pyarrow_table()
+        data = DeltaTable(uri).to_pyarrow_table(columns=wanted)
         if control.batches(lake) == before:
             keys = pa.array(_done(before, zone), pa.string())
-            return data.filter(pc.is_in(data.column(BATCH_COLUMN[zone]), keys))
+            data = data.filter(pc.is_in(data.column(BATCH_COLUMN[zone]), keys))
+            return data if columns is None else data.select(columns)
     raise MedgovError(f"{zone}/{table} kept changing while it was read; try again")
