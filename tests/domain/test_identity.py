@@ -23,3 +23,8 @@ def test_normalisation_full_width_blanks_and_lowercase_x():
 def test_legacy_15_digit_number_upgrades():
     assert upgrade_15("110105491231002") == "11010519491231002X"
     assert canonical_id_no("110105491231002") == "11010519491231002X"
+
+
+@pytest.mark.parametrize("number", ["١١٠١٠٥١٩٤٩١٢٣١٠٠٢X", "11010519491231002X"[:-3] + "²0X", "١١٠١٠٥٤٩١٢٣١٠٠٢"])
+def test_digits_are_ascii_only(number):
+    assert not valid_id_no(number) and canonical_id_no(number) is None

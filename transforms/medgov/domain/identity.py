@@ -5,9 +5,12 @@ Pure functions: used in the Spark executors, by the sample generator and by the 
 
 from __future__ import annotations
 
+import re
+
 # domain.md §1: ISO 7064 MOD 11-2 weights for positions 1..17 and check characters for r=0..10
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_DIGITS = re.compile(r"[0-9]+")
 
 # Full-width ASCII block U+FF01..U+FF5E maps onto U+0021..U+007E; U+3000 is the ideographic space.
 FULLWIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
@@ -39,9 +42,14 @@ def upgrade_15(id15: str) -> str:
     return body + id_check_char(body)
 
 
+def _ascii_digits(s: str) -> bool:
+    """Digits 0-9 only: str.isdigit() also accepts other scripts' digits and superscripts."""
+    return bool(_DIGITS.fullmatch(s))
+
+
 def valid_id_no(id_no: str | None) -> bool:
     """True for an 18-character resident identity number with a correct check character."""
-    if not id_no or len(id_no) != 18 or not id_no[:17].isdigit():
+    if not id_no or len(id_no) != 18 or not _ascii_digits(id_no[:17]):
         return False
     return id_no[17] == id_check_char(id_no[:17])
 
@@ -49,7 +57,7 @@ def valid_id_no(id_no: str | None) -> bool:
 def canonical_id_no(raw: str | None) -> str | None:
     """The 18-character form when `raw` is a valid 18- or 15-digit number, else None."""
     s = normalize_id_no(raw)
-    if s and len(s) == 15 and s.isdigit():
+    if s and len(s) == 15 and _ascii_digits(s):
         s = upgrade_15(s)
     return s if valid_id_no(s) else None
 

@@ -11,7 +11,7 @@ import hmac
 import os
 from pathlib import Path
 
-from medgov.domain.identity import canonical_id_no
+from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code
 from medgov.errors import MedgovError
 
 
@@ -21,10 +21,27 @@ def pseudonym(key: bytes, kind: str, *parts: str) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()[:32]
 
 
-def person_key(key: bytes, org_code: str, patient_id: str, id_type: str | None, id_no: str | None) -> str:
-    """The person pseudonym: from the resident identity number when it is valid (the linkage
-    key across institutions, spec §3), otherwise from org + the local patient number."""
+def linkable_id_no(id_type: str | None, id_no: str | None, birth_date: str | None = None,
+                   sex_code: str | None = None) -> str | None:
+    """The canonical resident identity number when it may link this record to others: valid,
+    and agreeing with the record's birth date and sex where those are known (a newborn
+    registered under a parent's number must not become the parent)."""
     canonical = canonical_id_no(id_no) if (id_type in (None, "", "01")) else None
+    if canonical is None:
+        return None
+    if birth_date and id_birth_date(canonical) != str(birth_date)[:10]:
+        return None
+    if sex_code in ("1", "2") and id_sex_code(canonical) != sex_code:
+        return None
+    return canonical
+
+
+def person_key(key: bytes, org_code: str, patient_id: str, id_type: str | None, id_no: str | None,
+               birth_date: str | None = None, sex_code: str | None = None) -> str:
+    """The person pseudonym: from the resident identity number when it may link the record
+    (the linkage key across institutions, spec §3; see `linkable_id_no`), otherwise from
+    org + the local patient number."""
+    canonical = linkable_id_no(id_type, id_no, birth_date, sex_code)
     if canonical:
         return pseudonym(key, "ID", canonical)
     return pseudonym(key, "LOCAL", org_code, patient_id)

@@ -7,7 +7,7 @@ only their keyed pseudonyms are.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,11 +47,13 @@ def _quantity(value: float, unit: str, comparator: str | None = None) -> dict[st
 
 def build_patient(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
     org, pid = row["_org_code"], row["patient_id"]
-    pkey = person_key(key, org, pid, row["id_type"], row["id_no"])
+    birth: date | None = row["birth_date"]
+    pkey = person_key(key, org, pid, row["id_type"], row["id_no"], birth.isoformat() if birth else None,
+                      row["sex_code"])
     canonical = canonical_id_no(row["id_no"]) if row["id_type"] in (None, "01") else None
     normalized = normalize_id_no(row["id_no"])
-    birth: date | None = row["birth_date"]
-    system = term.system("identity_pseudonym" if canonical else "local_patient_pseudonym")
+    linked = pkey != pseudonym(key, "LOCAL", org, pid)
+    system = term.system("identity_pseudonym" if linked else "local_patient_pseudonym")
     resource = _drop_none({
         "resourceType": "Patient",
         "id": pkey,
@@ -76,11 +78,34 @@ def _encounter_id(key: bytes, org: str, visit_id: str | None) -> str | None:
     return rid(key, "Encounter", org, visit_id) if visit_id else None
 
 
+# outpatient, emergency and physical-examination visits (extract-spec §2 visit_type): an
+# absent end time means the extract did not fill it, not that the visit is still going on
+_AMBULATORY = ("1", "2", "4")
+_VISIT_PAST = timedelta(hours=24)
+# diagnosis types (extract-spec §2 diag_type) whose diagnosis is not yet confirmed
+_PROVISIONAL = {"3": "provisional"}  # admission
+
+
+def _encounter_status(row: dict[str, Any]) -> str:
+    """finished with an end time; an ambulatory visit without one once a day has passed since
+    it started (as of the delivery); otherwise in-progress (an inpatient still admitted)."""
+    if row["end_time"]:
+        return "finished"
+    if row["start_time"] is None:
+        return "unknown"
+    received = row.get("_ingested_at")
+    try:
+        past = received is not None and received - row["start_time"] >= _VISIT_PAST
+    except TypeError:  # one time zone-aware, the other not: say nothing more than the data does
+        past = False
+    return "finished" if row["visit_type"] in _AMBULATORY and past else "in-progress"
+
+
 def build_encounter(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
     org = row["_org_code"]
     eid = _encounter_id(key, org, row["visit_id"])
     cls = term.codes["visit_type_to_encounter_class"].get(row["visit_type"])
-    status = "finished" if row["end_time"] else "in-progress"
+    status = _encounter_status(row)
     resource = _drop_none({
         "resourceType": "Encounter", "id": eid, "status": status,
         "class": ({"system": term.system("encounter_class"), "code": cls["code"], "display": cls["display"]} if cls
@@ -108,7 +133,8 @@ def build_condition(row: dict[str, Any], key: bytes, term: Terminology) -> list[
     resource = _drop_none({
         "resourceType": "Condition", "id": cid,
         "clinicalStatus": {"coding": [{"system": term.system("condition_clinical"), "code": "active"}]},
-        "verificationStatus": {"coding": [{"system": term.system("condition_ver_status"), "code": "confirmed"}]},
+        "verificationStatus": {"coding": [{"system": term.system("condition_ver_status"),
+                                           "code": _PROVISIONAL.get(row["diag_type"], "confirmed")}]},
         "category": [{"coding": [{"system": term.system("condition_category"), "code": "encounter-diagnosis"}]}],
         "code": _drop_none({"coding": codings, "text": row["diag_name"]}),
         "subject": _ref("Patient", row["patient_key"]),
