@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from medgov.domain.identity import to_halfwidth
@@ -45,3 +46,23 @@ def read_result(text: str) -> Reading:
         return Reading(absent="error")
     comparator = {"≤": "<=", "≥": ">="}.get(m.group(1) or "", m.group(1))
     return Reading(comparator, value)
+
+
+_NUM = r"([-+]?\d+(?:\.\d+)?)"
+_BETWEEN = re.compile(rf"^{_NUM}\s*(?:-|~|—|–|至|到)\s*{_NUM}$")
+_BOUND = re.compile(rf"^(<=|>=|≤|≥|<|>)\s*{_NUM}$")
+
+
+def read_range(text: str | None) -> tuple[float | None, float | None] | None:
+    """A reference range's numeric bounds: `57-111`, `0.6～1.2` -> (low, high); `<5` -> (None, 5);
+    `≥60` -> (60, None); anything else (`阴性`, `见报告`) -> None."""
+    if not text:
+        return None
+    s = unicodedata.normalize("NFKC", text).strip()
+    if m := _BETWEEN.match(s):
+        low, high = float(m.group(1)), float(m.group(2))
+        return (low, high) if low <= high else None
+    if m := _BOUND.match(s):
+        value = float(m.group(2))
+        return (None, value) if m.group(1) in ("<", "<=", "≤") else (value, None)
+    return None

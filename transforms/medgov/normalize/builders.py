@@ -8,13 +8,13 @@ only their keyed pseudonyms are.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from medgov.domain.icd import parse_icd
 from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code, normalize_id_no
 from medgov.domain.lab_terms import lab_terms
-from medgov.domain.numbers import Reading, read_result
+from medgov.domain.numbers import Reading, read_range, read_result
 from medgov.domain.pseudonym import person_key, pseudonym
 from medgov.spec.contracts import interface
 from medgov.spec.terminology import Terminology
@@ -40,9 +40,32 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None and v != [] and v != {}}
 
 
-def _quantity(value: float, unit: str, comparator: str | None = None) -> dict[str, Any]:
-    return _drop_none({"value": round(value, 6), "comparator": comparator, "unit": unit,
-                       "system": "http://unitsofmeasure.org", "code": unit})
+def _quantity(value: float, unit: str, comparator: str | None = None, ucum: bool = True) -> dict[str, Any]:
+    """A Quantity; labelled with the UCUM system only when `unit` is a UCUM unit (a local
+    spelling the maps do not know is kept as text)."""
+    coded = {"system": "http://unitsofmeasure.org", "code": unit} if ucum else {}
+    return _drop_none({"value": round(value, 6), "comparator": comparator, "unit": unit, **coded})
+
+
+def _ucum_units(term: Terminology) -> frozenset[str]:
+    """Every unit the maps write in UCUM: the spellings' targets and the concepts' units."""
+    return frozenset(term.units.values()) | {c["unit"] for c in term.concepts.values()} | {
+        u for c in term.concepts.values() for u in c.get("convert", {})}
+
+
+def _reference_range(text: str | None, convert: Callable[[float], float], unit: str | None,
+                     ucum: bool) -> list[dict[str, Any]] | None:
+    """The range as delivered (text) and, where it is numeric, its bounds in the value's unit
+    (converted as the value was)."""
+    if not text:
+        return None
+    out: dict[str, Any] = {"text": text}
+    bounds = read_range(text) if unit else None
+    if bounds:
+        for name, bound in zip(("low", "high"), bounds):
+            if bound is not None:
+                out[name] = _quantity(convert(bound), unit, None, ucum)
+    return [out]
 
 
 def build_patient(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
@@ -152,7 +175,7 @@ def _observation(oid: str, category: str, codings: list[dict], text: str | None,
                  effective: datetime | None, issued: datetime | None, encounter: str | None, term: Terminology,
                  value: dict[str, Any] | None = None, value_string: str | None = None,
                  absent: str | None = None, components: list[dict] | None = None, interpretation: str | None = None,
-                 ref_range: str | None = None) -> dict[str, Any]:
+                 ref_range: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return _drop_none({
         "resourceType": "Observation", "id": oid, "status": "final",
         "category": [{"coding": [{"system": term.system("observation_category"), "code": category}]}],
@@ -168,7 +191,7 @@ def _observation(oid: str, category: str, codings: list[dict], text: str | None,
                               "text": "not a finite number"} if absent else None),
         "interpretation": ([{"coding": [{"system": term.system("interpretation"), "code": interpretation}]}]
                            if interpretation else None),
-        "referenceRange": [{"text": ref_range}] if ref_range else None,
+        "referenceRange": ref_range,
         "component": components,
     })
 
@@ -186,19 +209,24 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
     reading = read_result(row["result"])
     comparator, number = reading.comparator, reading.value
     value, unit_status = None, None
+    ucum = term.derived("ucum_units", _ucum_units)
+    convert: Callable[[float], float] = lambda v: v  # noqa: E731
+    out_unit = unit
     if number is not None:
-        out_unit, out_value, unit_status = unit, number, "as-reported"
+        unit_status = "as-reported"
         if concept and unit and unit != concept["unit"]:
             conv = concept.get("convert", {}).get(unit)
             if conv:
-                out_value, out_unit, unit_status = number * conv["factor"] + conv.get("offset", 0.0), concept["unit"], "converted"
+                convert = lambda v, c=conv: v * c["factor"] + c.get("offset", 0.0)  # noqa: E731
+                out_unit, unit_status = concept["unit"], "converted"
             else:
                 unit_status = "unit-mismatch"
         elif concept and unit == concept["unit"]:
             unit_status = "canonical"
         elif unit is None:
             unit_status = "no-unit"
-        value = _quantity(out_value, out_unit, comparator) if out_unit else _drop_none(
+        out_value = convert(number)
+        value = _quantity(out_value, out_unit, comparator, out_unit in ucum) if out_unit else _drop_none(
             {"value": round(out_value, 6), "comparator": comparator})
     codings = []
     if concept:
@@ -210,7 +238,9 @@ def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[
     resource = _observation(oid, "laboratory", codings, row["item_name"], row,
                             row["collected_time"] or row["reported_time"], row["reported_time"], encounter, term,
                             value=value, value_string=row["result"] if reading == Reading() else None,
-                            absent=reading.absent, interpretation=flag, ref_range=row["ref_range"])
+                            absent=reading.absent, interpretation=flag,
+                            ref_range=_reference_range(row["ref_range"], convert, out_unit if number is not None else None,
+                                                       out_unit in ucum))
     flat = {"id": oid, "patient_key": row["patient_key"], "encounter_id": encounter, "category": "laboratory",
             "loinc": loinc, "local_code": local, "mapped": loinc is not None, "map_method": mapping.method,
             "map_confidence": mapping.confidence,
