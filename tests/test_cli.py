@@ -21,6 +21,11 @@ def run(*args, env=None):
     (["report", "--lake", "/no/such/lake"], "lake folder not found", 1),
     (["generate", "--out", "/tmp/x", "--patients", "many"], "Invalid value", 2),
     (["run", "--lake", "/tmp/x"], "Missing option", 2),
+    (["generate", "--out", "/tmp/x", "--style", "odd"], "--style must be sample or foreign", 1),
+    (["run", "--landing", "/tmp", "--lake", "/tmp/x", "--config", "/no/such/config"],
+     "site configuration folder not found", 1),
+    (["terms", "accept", "H33030200001", "X"], "give ORG CODE LOINC", 1),
+    (["terms", "--lake", "/no/such/lake"], "holds no lab results yet", 1),
 ])
 def test_user_mistakes_are_one_line(args, needle, code):
     p = run(*args)

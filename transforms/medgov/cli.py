@@ -25,11 +25,21 @@ err = Console(stderr=True)
 @app.command()
 def generate(out: Path = typer.Option(..., help="landing folder to write batches into"),
              patients: int = typer.Option(300, min=1, help="number of sample patients"),
-             seed: int = typer.Option(7, help="random seed (same seed, same data)")) -> None:
-    """Write realistic sample landing batches (three institutions, one corrupt batch)."""
-    from medgov.sample.generate import generate as gen
+             seed: int = typer.Option(7, help="random seed (same seed, same data)"),
+             style: str = typer.Option("sample", help="sample (our three institutions, one corrupt batch) or "
+                                                      "foreign (three never-seen institutions: their own codes, "
+                                                      "names, specimens and units)")) -> None:
+    """Write realistic sample landing batches."""
+    if style == "foreign":
+        from medgov.sample.foreign import generate_foreign
 
-    g = gen(out, patients=patients, seed=seed)
+        g = generate_foreign(out, patients=patients, seed=seed).generated
+    elif style == "sample":
+        from medgov.sample.generate import generate as gen
+
+        g = gen(out, patients=patients, seed=seed)
+    else:
+        raise MedgovError(f"--style must be sample or foreign, not {style!r}")
     total = sum(g.rows.values())
     typer.echo(f"wrote {len(g.batches)} batches, {total} data rows, to {out}")
 

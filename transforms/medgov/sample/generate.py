@@ -49,7 +49,8 @@ ORGS = (
          "hba1c": ("HBA1C", "%"), "other": ("ALT", "U/L")}, "LIS"),
 )
 
-# a blood-count panel (local codes no concept map knows: they stay unmapped, as in real feeds)
+# a blood-count panel: the name dictionary codes most of it (MCH, MCHC and MON are not in it and
+# stay under their local codes, as in real feeds)
 PANEL = (("RBC", "红细胞计数", "10^12/L"), ("HGB", "血红蛋白", "g/L"), ("PLT", "血小板计数", "10^9/L"),
          ("HCT", "红细胞压积", "%"), ("MCV", "平均红细胞体积", "fL"), ("MCH", "平均血红蛋白量", "pg"),
          ("MCHC", "平均血红蛋白浓度", "g/L"), ("LYM", "淋巴细胞百分比", "%"), ("NEU", "中性粒细胞百分比", "%"),
