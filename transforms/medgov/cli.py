@@ -79,6 +79,8 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
         typer.echo(f"  deferred {k}: {reason}")
     for table, n in i.rows.items():
         typer.echo(f"  {table}: {n['bronze']} to bronze, {n['quarantined']} quarantined")
+    if norm.remapped:
+        typer.echo(f"normalize: the concept maps changed: {len(norm.remapped)} batch(es) recoded")
     if norm.batches:
         typer.echo("normalize: " + ", ".join(f"{t} {c}" for t, c in norm.resources.items())
                    + f" FHIR resources; {sum(norm.invalid.values())} invalid; {norm.unmapped_lab_codes} lab results "

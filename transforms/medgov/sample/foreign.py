@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from medgov.sample.generate import COLUMNS, Generated, Org, _write_batch, make_id_no
+from medgov.spec.terminology import loinc
 
 # creatinine molar <-> mass (domain.md §2, 88.4 µmol/L per mg/dL)
 _MGDL = 88.4
@@ -24,7 +25,8 @@ _MGDL = 88.4
 @dataclass(frozen=True)
 class Item:
     """One lab item of one institution: its local code, name, specimen and unit, what it
-    truly is (a LOINC code, or None where only a steward can say), and its normal range."""
+    truly is (a concept of `concept_maps/loinc.yaml` by name, or None where only a steward
+    can say), and its normal range."""
 
     code: str
     name: str
@@ -51,52 +53,52 @@ def _org(code: str, encoding: str, newline: str, dt: str, d: str) -> Org:
 SITES = (
     # numeric codes, Chinese names with method notes
     Site(_org("H44010600031", "utf-8", "\n", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"), (
-        Item("10001", "肌酐(酶法)", "血清", "μmol/L", "14682-9", 57, 111),
-        Item("10002", "尿肌酐", "尿", "mmol/L", "14683-7", 3, 20),
-        Item("10003", "尿微量白蛋白/尿肌酐", "随机尿", "mg/mmol", "9318-7", 0.2, 3),
-        Item("10010", "葡萄糖", "血浆", "mmol/L", "14749-6", 3.9, 6.1),
-        Item("10011", "糖化血红蛋白A1c", "全血", "%", "4548-4", 4, 6),
-        Item("10020", "谷丙转氨酶", "血清", "U/L", "1742-6", 7, 40),
-        Item("10021", "谷草转氨酶", "血清", "U/L", "1920-8", 13, 35),
-        Item("10030", "总胆固醇", "血清", "mmol/L", "14647-2", 3, 5.2),
-        Item("10031", "甘油三酯", "血清", "mmol/L", "14927-8", 0.5, 1.7),
-        Item("10032", "高密度脂蛋白胆固醇", "血清", "mmol/L", "14646-4", 1, 1.9),
-        Item("10033", "低密度脂蛋白胆固醇", "血清", "mmol/L", "22748-8", 1.5, 3.4),
-        Item("10040", "钾", "血清", "mmol/L", "2823-3", 3.5, 5.3),
-        Item("10041", "钠", "血清", "mmol/L", "2951-2", 137, 147),
-        Item("10050", "尿素", "血清", "mmol/L", "22664-7", 2.9, 8.2),
-        Item("10051", "尿酸", "血清", "μmol/L", "14933-6", 150, 420),
-        Item("10060", "白细胞计数", "EDTA抗凝血", "10^9/L", "6690-2", 3.5, 9.5),
-        Item("10061", "血红蛋白", "EDTA抗凝血", "g/L", "718-7", 115, 150),
-        Item("10062", "血小板计数", "EDTA抗凝血", "10^9/L", "777-3", 125, 350),
-        Item("10070", "N末端脑钠肽前体", "血浆", "pg/mL", "33762-6", 10, 125),
+        Item("10001", "肌酐(酶法)", "血清", "μmol/L", "creatinine_molar", 57, 111),
+        Item("10002", "尿肌酐", "尿", "mmol/L", "creatinine_urine_molar", 3, 20),
+        Item("10003", "尿微量白蛋白/尿肌酐", "随机尿", "mg/mmol", "acr_urine", 0.2, 3),
+        Item("10010", "葡萄糖", "血浆", "mmol/L", "glucose", 3.9, 6.1),
+        Item("10011", "糖化血红蛋白A1c", "全血", "%", "hba1c", 4, 6),
+        Item("10020", "谷丙转氨酶", "血清", "U/L", "alt", 7, 40),
+        Item("10021", "谷草转氨酶", "血清", "U/L", "ast", 13, 35),
+        Item("10030", "总胆固醇", "血清", "mmol/L", "cholesterol_molar", 3, 5.2),
+        Item("10031", "甘油三酯", "血清", "mmol/L", "triglyceride_molar", 0.5, 1.7),
+        Item("10032", "高密度脂蛋白胆固醇", "血清", "mmol/L", "hdl_molar", 1, 1.9),
+        Item("10033", "低密度脂蛋白胆固醇", "血清", "mmol/L", "ldl_molar", 1.5, 3.4),
+        Item("10040", "钾", "血清", "mmol/L", "potassium", 3.5, 5.3),
+        Item("10041", "钠", "血清", "mmol/L", "sodium", 137, 147),
+        Item("10050", "尿素", "血清", "mmol/L", "urea_molar", 2.9, 8.2),
+        Item("10051", "尿酸", "血清", "μmol/L", "urate_molar", 150, 420),
+        Item("10060", "白细胞计数", "EDTA抗凝血", "10^9/L", "wbc", 3.5, 9.5),
+        Item("10061", "血红蛋白", "EDTA抗凝血", "g/L", "hemoglobin", 115, 150),
+        Item("10062", "血小板计数", "EDTA抗凝血", "10^9/L", "platelets", 125, 350),
+        Item("10070", "N末端脑钠肽前体", "血浆", "pg/mL", "nt_probnp", 10, 125),
         Item("10099", "肝纤维化四项组合", "血清", "", None, 1, 5),  # a local panel no dictionary knows
     ), creatinine="10001", urine_creatinine=("10002",)),
     # English and abbreviations, mass units
     Site(_org("52330100MJ98765430", "utf-8-sig", "\r\n", "%Y/%m/%d %H:%M", "%Y/%m/%d"), (
-        Item("L001", "CREA", "Serum", "mg/dL", "2160-0", 0.6, 1.2),
-        Item("L002", "U-CREA", "Urine", "mg/dL", "2161-8", 20, 300),
-        Item("L003", "UACR", "Urine", "mg/g", "9318-7", 2, 30),
-        Item("L004", "GLU", "Plasma", "mg/dL", "2345-7", 70, 110),
-        Item("L005", "HbA1c", "Whole blood", "%", "4548-4", 4, 6),
-        Item("L006", "ALT", "Serum", "IU/L", "1742-6", 7, 40),
-        Item("L007", "hs-CRP", "Serum", "mg/L", "30522-7", 0, 3),
-        Item("L008", "hs-cTnI", "Serum", "ng/L", "89579-7", 0, 26),
-        Item("L009", "PT", "Citrated plasma", "s", "5902-2", 10, 14),
-        Item("L010", "INR", "Citrated plasma", "", "6301-6", 0.8, 1.2),
-        Item("L011", "D-Dimer", "Citrated plasma", "mg/L FEU", "48065-7", 0, 0.5),
-        Item("L012", "WBC", "Whole blood", "10^9/L", "6690-2", 3.5, 9.5),
+        Item("L001", "CREA", "Serum", "mg/dL", "creatinine_mass", 0.6, 1.2),
+        Item("L002", "U-CREA", "Urine", "mg/dL", "creatinine_urine_mass", 20, 300),
+        Item("L003", "UACR", "Urine", "mg/g", "acr_urine", 2, 30),
+        Item("L004", "GLU", "Plasma", "mg/dL", "glucose_mass", 70, 110),
+        Item("L005", "HbA1c", "Whole blood", "%", "hba1c", 4, 6),
+        Item("L006", "ALT", "Serum", "IU/L", "alt", 7, 40),
+        Item("L007", "hs-CRP", "Serum", "mg/L", "hs_crp", 0, 3),
+        Item("L008", "hs-cTnI", "Serum", "ng/L", "troponin_i_hs", 0, 26),
+        Item("L009", "PT", "Citrated plasma", "s", "prothrombin_time", 10, 14),
+        Item("L010", "INR", "Citrated plasma", "", "inr", 0.8, 1.2),
+        Item("L011", "D-Dimer", "Citrated plasma", "mg/L FEU", "d_dimer_feu", 0, 0.5),
+        Item("L012", "WBC", "Whole blood", "10^9/L", "wbc", 3.5, 9.5),
         Item("L013", "Creatinine", "", "umol/L", None, 57, 111),  # no specimen: serum or urine?
     ), creatinine="L001", urine_creatinine=("L002",)),
     # look-alike codes and names, full-width characters, GB18030
     Site(_org("H33072100518", "gb18030", "\r\n", "%Y%m%d%H%M%S", "%Y%m%d"), (
-        Item("JY-CR", "肌　酐", "血清", "umol/l", "14682-9", 57, 111),
-        Item("JY-CR2", "肌酐", "尿液", "μmol/L", "14683-7", 3000, 20000),  # urine, under a look-alike code
-        Item("JY-ALB", "白蛋白", "血清", "g/L", "1751-7", 40, 55),
-        Item("JY-TBIL", "总胆红素", "血清", "μmol/L", "14631-6", 3.4, 20.5),
-        Item("JY-K", "Ｋ", "血清", "mmol/L", "2823-3", 3.5, 5.3),
-        Item("JY-GLU", "ＧＬＵ", "血清", "mmol/L", "14749-6", 3.9, 6.1),
-        Item("JY-PRO", "尿蛋白", "晨尿", "", "20454-5", 0, 0, ("阴性", "±", "1+", "2+")),
+        Item("JY-CR", "肌　酐", "血清", "umol/l", "creatinine_molar", 57, 111),
+        Item("JY-CR2", "肌酐", "尿液", "μmol/L", "creatinine_urine_molar", 3000, 20000),  # urine, under a look-alike code
+        Item("JY-ALB", "白蛋白", "血清", "g/L", "albumin_serum", 40, 55),
+        Item("JY-TBIL", "总胆红素", "血清", "μmol/L", "bilirubin_total_molar", 3.4, 20.5),
+        Item("JY-K", "Ｋ", "血清", "mmol/L", "potassium", 3.5, 5.3),
+        Item("JY-GLU", "ＧＬＵ", "血清", "mmol/L", "glucose", 3.9, 6.1),
+        Item("JY-PRO", "尿蛋白", "晨尿", "", "protein_urine_strip_presence", 0, 0, ("阴性", "±", "1+", "2+")),
         Item("JY-TP", "TP", "血清", "", None, 0, 0, ("阴性", "阳性")),  # total protein, or syphilis? a steward says
     ), creatinine="JY-CR", urine_creatinine=("JY-CR2",)),
 )
@@ -109,7 +111,7 @@ GIVEN = "天佑婉清子涵一诺梓轩雨泽欣怡浩宇"
 
 @dataclass
 class ForeignFeed:
-    """What was written: the batches, and per lab row (org, code) what it truly is."""
+    """What was written: the batches, and per lab item (org, code) the LOINC code it truly is."""
 
     generated: Generated
     truth: dict[tuple[str, str], str | None] = field(default_factory=dict)
@@ -131,7 +133,7 @@ def generate_foreign(out: str | Path, patients: int = 90, seed: int = 3, start: 
     feed = ForeignFeed(Generated())
     for s, site in enumerate(SITES):
         org = site.org
-        feed.truth.update({(org.code, i.code): i.truth for i in site.items})
+        feed.truth.update({(org.code, i.code): loinc(i.truth) if i.truth else None for i in site.items})
         batches: dict[str, dict[str, list[list[str]]]] = {b: {t: [] for t in COLUMNS} for b in ("01", "02")}
         for n in range(patients // len(SITES)):
             pid = f"{org.code[-3:]}-{n:05d}"
