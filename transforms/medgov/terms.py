@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,18 +76,6 @@ def worklist(lake_dir: str | Path, site: str | Path | None = None, org: str | No
         out.append(WorkItem(r["_org_code"], r["item_code"], r["item_name"], r["specimen"], r["unit"],
                             r["count_all"], cands, m.note))
     return sorted(out, key=lambda w: (w.org, -w.rows, w.code or ""))
-
-
-def coverage(lake_dir: str | Path, site: str | Path | None = None) -> dict[str, dict[str, int]]:
-    """Per institution: lab result rows by how the maps in force code them."""
-    lake = Lake.at(lake_dir)
-    labs = LabTerms.of(Terminology.load(site))
-    table = read_visible(lake, "bronze", "lab_result", columns=_ITEM)
-    out: dict[str, Counter] = {}
-    for r in table.group_by(_ITEM).aggregate([([], "count_all")]).to_pylist():
-        method = labs.map(r["_org_code"], r["item_code"], r["item_name"], r["specimen"], r["unit"]).method
-        out.setdefault(r["_org_code"], Counter())[method] += r["count_all"]
-    return {k: dict(v) for k, v in sorted(out.items())}
 
 
 def render(items: list[WorkItem], fmt: str) -> str:
