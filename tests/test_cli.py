@@ -26,6 +26,7 @@ def run(*args, env=None):
      "site configuration folder not found", 1),
     (["terms", "accept", "H33030200001", "X"], "give ORG CODE LOINC", 1),
     (["terms", "--lake", "/no/such/lake"], "holds no lab results yet", 1),
+    (["terms", "--lake", "/tmp", "--config", "/no/such/config"], "site configuration folder not found", 1),
 ])
 def test_user_mistakes_are_one_line(args, needle, code):
     p = run(*args)

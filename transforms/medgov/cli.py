@@ -107,7 +107,7 @@ def report(lake: str = typer.Option(..., help="lake folder written by `medgov ru
 
 
 terms_app = typer.Typer(help="The terminology worklist: lab items left uncoded, and the steward's decisions.",
-                         no_args_is_help=False, invoke_without_command=True)
+                         invoke_without_command=True)
 app.add_typer(terms_app, name="terms")
 _CONFIG_HELP = "site configuration folder (decisions go to concept_maps/lab_items.yaml)"
 

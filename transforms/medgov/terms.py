@@ -56,10 +56,12 @@ class WorkItem:
 def worklist(lake_dir: str | Path, site: str | Path | None = None, org: str | None = None) -> list[WorkItem]:
     """Uncoded items of the lake's visible lab results under the maps in force, each
     institution's most frequent first."""
+    from medgov.spec.site import load_site
+
+    term = Terminology.load(load_site(site).folder)  # a missing --config folder is an error, as for `run`
     lake = Lake.at(lake_dir)
     if not DeltaTable.is_deltatable(lake.bronze("lab_result")):
         raise MedgovError(f"{lake_dir} holds no lab results yet: run `medgov run` first")
-    term = Terminology.load(site)
     labs = LabTerms.of(term)
     table = read_visible(lake, "bronze", "lab_result", columns=_ITEM)
     counts = table.group_by(_ITEM).aggregate([([], "count_all")]).to_pylist()

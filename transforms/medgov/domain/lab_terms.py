@@ -80,10 +80,10 @@ class LabTerms:
             if c.get("category") != "laboratory":
                 continue
             for s in [c["display"], *c.get("synonyms", [])]:
-                for key in _keys(str(s))[:1]:
-                    synonyms.setdefault(key, [])
-                    if code not in synonyms[key]:
-                        synonyms[key].append(code)
+                # a synonym as written, never without its brackets: `FBG(凝血)` is not `FBG`
+                key = name_key(str(s))
+                if key and code not in synonyms.setdefault(key, []):
+                    synonyms[key].append(code)
         spec = {name_key(s): cat for cat, spellings in specimens.items() for s in spellings}
         return cls(codes, concepts, {name_key(k): v for k, v in units.items()} | {k: v for k, v in units.items()},
                    spec, {k: tuple(v) for k, v in synonyms.items()})

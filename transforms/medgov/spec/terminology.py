@@ -65,6 +65,12 @@ def _spellings(doc: Any, where: str) -> dict[str, Any]:
     return doc
 
 
+def _content_hash(term: "Terminology") -> str:
+    doc = json.dumps([sorted((f"{o}|{c}", v) for (o, c), v in term.lab_map.items()), term.concepts,
+                      term.units, term.specimens], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class Terminology:
     """Concept maps and code systems, loaded once on the driver and shipped to executors."""
@@ -74,7 +80,6 @@ class Terminology:
     units: dict[str, str]
     codes: dict[str, Any]
     specimens: dict[str, list[str]] = field(default_factory=dict)  # category -> local spellings
-    site: str | None = None  # the site folder the maps were extended from
     _derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -97,15 +102,12 @@ class Terminology:
                     raise MedgovError(f"{where}/specimens.yaml: {category}: not a specimen category "
                                       f"({', '.join(specimens)})")
                 specimens[category] += [str(s) for s in spelled]
-        return cls(lab_map, concepts, units, schema_file("value_sets/codes.yaml"), specimens,
-                   str(folder) if folder else None)
+        return cls(lab_map, concepts, units, schema_file("value_sets/codes.yaml"), specimens)
 
     @property
     def version(self) -> str:
-        """A content hash of the maps in force: which mapping produced a row."""
-        doc = json.dumps([sorted((f"{o}|{c}", v) for (o, c), v in self.lab_map.items()), self.concepts,
-                          self.units, self.specimens], sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(doc.encode()).hexdigest()[:12]
+        """A content hash of the maps in force: which mapping produced a row (computed once)."""
+        return self.derived("version", _content_hash)
 
     def derived(self, name: str, build: Callable[["Terminology"], Any]) -> Any:
         """An object built from these maps once per process (e.g. the lab-item matcher)."""
