@@ -34,12 +34,13 @@ def shared_file(rel: str) -> Path:
 
 
 # a test using one of these fixtures needs a whole pipeline run
-SYSTEM_FIXTURES = {"demo", "one_org", "followups", "two_cli_runs"}
+SYSTEM_FIXTURES = {"demo", "one_org", "followups", "two_cli_runs", "foreign_run"}
 
 
 # Under `pytest -n 2 --dist loadgroup` (make test) the tests sharing a costly run stay on one
 # worker, so the run is made once: the first group whose fixture a test uses.
-XDIST_GROUPS = (("demo", {"demo", "followups"}), ("cli_runs", {"two_cli_runs"}), ("dirty", {"dirty"}))
+XDIST_GROUPS = (("demo", {"demo", "followups"}), ("cli_runs", {"two_cli_runs"}), ("dirty", {"dirty"}),
+                ("foreign", {"foreign_run"}))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -180,6 +181,47 @@ def followups(demo, tmp_path_factory) -> Followups:
     write_batch(landing, RELINK_ORG, "patients-later", {"patient.csv": ("patient", patient, 1)})
     second = run_stages(make_context(str(lake), config=load_site(site)), landing)
     return Followups(landing, lake, first, second, early["patient_key"], 3, site, worklist_before)
+
+
+@dataclass
+class ForeignRun:
+    """The foreign feed (three never-seen institutions) with no site configuration: the
+    first batches in one run, the second batches (one bringing patients late) in the next."""
+
+    landing: Path
+    lake: Path
+    feed: object  # medgov.sample.foreign.ForeignFeed
+    first: dict  # run_stages results of each run
+    second: dict
+    holds_after_first: list  # quality/holds rows after the first run
+    stages_after_first: dict  # batch -> stage after the first run
+    gold_after_first: int  # ckd_registry rows after the first run
+
+
+@pytest.fixture(scope="session")
+def foreign_run(tmp_path_factory, spark) -> ForeignRun:
+    from deltalake import DeltaTable
+    from medgov.pipeline.runner import run_stages
+    from medgov.quality import holds
+    from medgov.sample.foreign import generate_foreign
+    from medgov.storage import control
+    from medgov.storage.context import make_context
+    from medgov.storage.lake import Lake
+
+    root = tmp_path_factory.mktemp("foreign_run")
+    landing, lake = root / "landing", root / "lake"
+    feed = generate_foreign(landing, patients=90, seed=3)
+    later = sorted(landing.glob("*/*-02.ready"))
+    for flag in later:
+        flag.rename(flag.with_suffix(".later"))
+    first = run_stages(make_context(str(lake)), landing)
+    held = holds.read(Lake.at(lake))
+    stages = {k: b["stage"] for k, b in control.batches(Lake.at(lake)).items()}
+    gold = DeltaTable(str(lake / "gold" / "ckd_registry")).to_pyarrow_table().num_rows
+    for flag in later:
+        flag.with_suffix(".later").rename(flag)
+    second = run_stages(make_context(str(lake)), landing)
+    return ForeignRun(landing, lake, feed, first, second, held, stages, gold)
 
 
 @dataclass

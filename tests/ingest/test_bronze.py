@@ -5,6 +5,7 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pytest
 
+from medgov.domain.pseudonym import pseudonym
 from medgov.ingest import bronze
 from medgov.spec.contracts import contract
 from medgov.ingest.extract_csv import parse
@@ -106,6 +107,9 @@ def test_finite_numbers_in_other_notations_are_kept(spark, value, number):
     assert row["_reasons"] == [] and row["sbp"] == number
 
 
+KEY = b"test-key-0123456789abcdef"
+
+
 def test_quarantine_rows_mask_direct_identifiers(spark):
     header = ["patient_id", "id_no", "name", "phone", "sex_code", "birth_date", "updated_at"]
     text = ",".join(header) + "\nP1,11010519491231002X,张三,13800000000,1,2024-02-30,20240301\n"
@@ -114,11 +118,13 @@ def test_quarantine_rows_mask_direct_identifiers(spark):
         t = t.append_column(name, pa.array([value]))
     t = t.append_column("_ingested_at", pa.array([datetime.now(timezone.utc)], pa.timestamp("us", "UTC")))
     df = bronze.apply_contract(spark.createDataFrame(t), contract("patient"))
-    [q] = bronze.quarantined(df, contract("patient"), "run1").collect()
+    [q] = bronze.quarantined(df, contract("patient"), "run1", KEY).collect()
     assert q["reasons"] == ["unparseable date in birth_date: '2024-02-30'"]
     for raw in ("11010519491231002X", "张三", "13800000000", "P1"):
-        assert raw not in q["record"]
+        assert raw not in q["record"] and raw not in q["record_id"]
     assert q["line"] == 2 and q["file"] == "patient.csv"
+    # the local patient key its visits and results carry until the patient is known
+    assert q["record_id"] == pseudonym(KEY, "LOCAL", "ORG0001", "P1")
 
 
 def test_arrow_tables_with_empty_chunks_keep_every_row(spark):

@@ -4,7 +4,8 @@ import json
 
 from deltalake import DeltaTable
 
-from conftest import ORPHANS
+from conftest import ORPHANS, RELINK_ORG
+from medgov.quality import holds
 from medgov.storage import control
 from medgov.storage.lake import Lake
 
@@ -14,7 +15,7 @@ def test_orphan_lab_results_block_their_batch(followups):
     (a blocking check), the batch stays out of gold; batches beside it are published."""
     lake = followups.lake
     blocked = followups.first["validate"].blocked
-    assert ORPHANS in blocked and any("patient_exists" in f for f in blocked[ORPHANS])
+    assert ORPHANS in blocked and any("patient_link" in f for f in blocked[ORPHANS])
     batch = control.batches(Lake.at(lake))[ORPHANS]
     assert batch["stage"] == "blocked" and batch["quality_passed"] is False
     assert control.batches(Lake.at(lake))["H33030200001/20230101-b2"]["stage"] == "published"
@@ -26,5 +27,25 @@ def test_orphan_lab_results_block_their_batch(followups):
     assert not orphan_keys & gold
     res = DeltaTable(str(lake / "quality" / "quality_results")).to_pyarrow_table().to_pylist()
     failed = [r for r in res if r["batch_key"] == ORPHANS and not r["success"]]
-    assert any(r["severity"] == "blocking" and r["column"] == "patient_exists" for r in failed)
+    assert any(r["severity"] == "blocking" and r["column"] == "patient_link" for r in failed)
     json.dumps(failed, default=str)  # the results hold nothing that is not plain data
+    # the failing check's examples say why: the rows wait for a patient never delivered
+    ex = DeltaTable(str(lake / "quality" / "check_examples")).to_pyarrow_table().to_pylist()
+    shown = [json.loads(e["values"]) for e in ex if e["batch_key"] == ORPHANS and e["column"] == "patient_link"]
+    assert shown and all(v == {"patient_link": "not delivered", "hold_reason": "held: patient not yet delivered"}
+                         for v in shown)
+
+
+def test_a_blocked_batch_is_released_when_its_patient_arrives(followups):
+    """Labs first (blocked: their patient is not yet delivered, held with that reason); the
+    patient file arrives in the next delivery: the blocked batch goes back through the gate,
+    passes, and its held rows are released into gold by the delivering batch."""
+    lake = Lake.at(followups.lake)
+    early, later = f"{RELINK_ORG}/labs-first", f"{RELINK_ORG}/patients-later"
+    assert early in followups.first["validate"].blocked
+    assert followups.second["normalize"].regated == [early]
+    assert early in followups.second["validate"].passed and followups.second["validate"].released == 1
+    assert control.batches(lake)[early]["stage"] == "published"
+    [hold] = [h for h in holds.read(lake) if h["batch_key"] == early]
+    assert hold["status"] == "released" and hold["released_by"] == later
+    assert hold["reason"] == "held: patient not yet delivered" and hold["table"] == "observation"

@@ -70,7 +70,51 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
         task = progress.add_task("starting Spark", total=None)
         ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
         result = run_stages(ctx, landing)
-    i, norm, v, pub = result["ingest"], result["normalize"], result["validate"], result["publish"]
+    _print_run(result)
+    typer.echo(f"done in {time.monotonic() - started:.1f} s")
+    ctx.spark.stop()
+
+
+@app.command()
+def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgov run`"),
+               batch: list[str] = typer.Option(..., help="batch key ORG/BATCH_ID (repeat for several)"),
+               config: Path | None = typer.Option(None, envvar="MEDGOV_CONFIG",
+                                                  help="site configuration folder (thresholds per institution)")
+               ) -> None:
+    """Run the quality gate again on batches (after a configuration change) and publish what passes."""
+    from medgov.pipeline.runner import preload, revalidate as again
+    from medgov.spec.site import load_site
+    from medgov.storage.context import make_context
+
+    site = load_site(config)
+    preload(["validate"])
+    started = time.monotonic()
+    with _stage_progress() as progress:
+        task = progress.add_task("starting Spark", total=None)
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
+        result = again(ctx, batch)
+    _print_run(result)
+    typer.echo(f"done in {time.monotonic() - started:.1f} s")
+    ctx.spark.stop()
+
+
+def _print_run(result: dict) -> None:
+    """What each stage of a run did, one line each (and one per rejected, deferred or blocked batch)."""
+    i, norm, v, pub = (result.get(n) for n in ("ingest", "normalize", "validate", "publish"))
+    if i is not None:
+        _print_ingest(i)
+    if norm is not None:
+        _print_normalize(norm)
+    if v is not None and v.checks:
+        typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
+                   f"{v.failed_warnings} warning(s); {v.held} row(s) held, {v.released} released")
+        for k, fails in v.blocked.items():
+            typer.echo(f"  blocked {k}: {'; '.join(fails[:3])}")
+    for name, rows in (pub.rows.items() if pub is not None else ()):
+        typer.echo(f"publish: gold.{name} {rows} rows (Delta version {pub.versions[name]})")
+
+
+def _print_ingest(i) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"ingest: {len(i.accepted)} batch(es) accepted, {len(i.rejected)} rejected, "
                f"{len(i.deferred)} deferred, {len(i.unchanged)} unchanged")
     for k, reason in i.rejected.items():
@@ -79,6 +123,9 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
         typer.echo(f"  deferred {k}: {reason}")
     for table, n in i.rows.items():
         typer.echo(f"  {table}: {n['bronze']} to bronze, {n['quarantined']} quarantined")
+
+
+def _print_normalize(norm) -> None:  # type: ignore[no-untyped-def]
     if norm.remapped:
         typer.echo(f"normalize: the concept maps changed: {len(norm.remapped)} batch(es) recoded")
     if norm.batches:
@@ -87,15 +134,9 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
                    "with unmapped local codes"
                    + (f"; {norm.relinked_resources} earlier resources relinked to their patient"
                       if norm.relinked_resources else ""))
-    if v.checks:
-        typer.echo(f"validate: {v.checks} checks, {len(v.passed)} batch(es) passed, {len(v.blocked)} blocked, "
-                   f"{v.failed_warnings} warning(s)")
-        for k, fails in v.blocked.items():
-            typer.echo(f"  blocked {k}: {'; '.join(fails[:3])}")
-    for name, rows in pub.rows.items():
-        typer.echo(f"publish: gold.{name} {rows} rows (Delta version {pub.versions[name]})")
-    typer.echo(f"done in {time.monotonic() - started:.1f} s")
-    ctx.spark.stop()
+    if norm.regated:
+        typer.echo(f"normalize: {len(norm.regated)} blocked batch(es) of the same institution(s) sent back "
+                   "through the gate")
 
 
 @app.command()

@@ -68,6 +68,10 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
                 kind = reason_kind(reason)[0]  # the detail may quote a value: kinds only
                 reasons[kind] += 1
                 by_batch[(r["batch_key"], r["layer"], r["table"], kind)] += 1
+    held: Counter[tuple[str, str, str, str]] = Counter()
+    if DeltaTable.is_deltatable(lake.holds):
+        for r in DeltaTable(lake.holds).to_pyarrow_table(columns=["batch_key", "table", "reason", "status"]).to_pylist():
+            held[(r["batch_key"], r["table"], r["reason"].split(" (", 1)[0], r["status"])] += 1
     tables = []
     for zone, names in (("bronze", BRONZE_TABLES), ("silver", SILVER_TABLES)):
         for t in names:
@@ -99,6 +103,8 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
         "notes": {k: list(d["notes"]) for k, d in latest.items() if d["status"] == DeliveryStatus.ACCEPTED and d.get("notes")},
         "quarantine": [{"batch_key": b, "layer": layer, "table": t, "reason": kind, "rows": n}
                        for (b, layer, t, kind), n in sorted(by_batch.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "held": [{"batch_key": b, "table": t, "reason": reason, "status": status, "rows": n}
+                 for (b, t, reason, status), n in sorted(held.items())],
         "blocked": {k: b["blocking_failures"] for k, b in batches.items() if b["stage"] == BatchStage.BLOCKED},
         "tables": tables,
         "quarantine_reasons": dict(reasons.most_common(10)),
@@ -145,6 +151,13 @@ def render(s: dict[str, Any]) -> None:
         console.print(qt)
         if len(s["quarantine"]) > len(shown):
             console.print(f"  … {len(s['quarantine']) - len(shown)} more batch/reason combinations in bronze/quarantine")
+    if s["held"]:
+        ht = Table(title="Held rows (kept out of gold until their patient or visit arrives; quality/holds)")
+        for col in ("batch", "table", "reason", "status", "rows"):
+            ht.add_column(col, justify="right" if col == "rows" else "left")
+        for r in s["held"][:QUARANTINE_SHOWN]:
+            ht.add_row(r["batch_key"], r["table"], r["reason"], r["status"], str(r["rows"]))
+        console.print(ht)
     q = Table(title="Quality score per layer (share of checks passing)")
     for col in ("layer", "checks", "passed", "score", "blocking failures"):
         q.add_column(col)

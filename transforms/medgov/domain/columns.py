@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from medgov.domain.clinical import ACR_A2_FROM, ACR_A2_TO, CKD_EPI_2021, G_LOWEST, G_STAGES
 from medgov.domain.numbers import NON_FINITE_PATTERN
 from medgov.domain.pseudonym import pseudonym
+from medgov.domain.record_keys import RECORD_KEYS, record_key
 
 
 def egfr_expr(scr_mg_dl: Column, age: Column, female: Column) -> Column:
@@ -48,6 +49,24 @@ def with_source_key(df: DataFrame, key: bytes, org_col: str = "_org_code", id_co
         return org.combine(pid, lambda o, p: pseudonym(key, "LOCAL", o, p))
 
     return df.withColumn("source_key", source_key(F.col(org_col), F.col(id_col)))
+
+
+def with_record_key(df: DataFrame, key: bytes, table: str, org_col: str = "_org_code",
+                    name: str = "record_key") -> DataFrame:
+    """Add the keyed record key (`record_keys.record_key`) of each row of bronze table `table`
+    as column `name` (null for a table without one)."""
+    if table not in RECORD_KEYS:
+        return df.withColumn(name, F.lit(None).cast("string"))
+    columns = RECORD_KEYS[table][2]
+
+    @F.pandas_udf("string")
+    def keyed(org, values):  # type: ignore[no-untyped-def]
+        import pandas as pd
+
+        return pd.Series([record_key(key, table, o, v) for o, v in zip(org, values.to_dict("records"))],
+                         index=org.index, dtype=object)
+
+    return df.withColumn(name, keyed(F.col(org_col), F.struct(*[F.col(c) for c in columns])))
 
 
 def non_finite(text: Column, value: Column) -> Column:

@@ -10,7 +10,7 @@ import re
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from medgov.domain.columns import non_finite
+from medgov.domain.columns import non_finite, with_record_key
 from medgov.domain.identity import FULLWIDTH, HALFWIDTH
 from medgov.ingest.extract_csv import SHAPE_ERROR
 from medgov.spec.contracts import Contract, interface
@@ -149,9 +149,11 @@ def masked_record(df: DataFrame, columns: list[str], direct: list[str]) -> Colum
     return F.to_json(F.struct(*fields))
 
 
-def quarantined(df: DataFrame, contract: Contract, run_id: str) -> DataFrame:
-    """Rows with reasons, in the shape of the `quarantine` table (layer `bronze`)."""
-    bad = df.where(F.size("_reasons") > 0)
+def quarantined(df: DataFrame, contract: Contract, run_id: str, key: bytes) -> DataFrame:
+    """Rows with reasons, in the shape of the `quarantine` table (layer `bronze`), each with
+    its keyed record key as `record_id` (`domain.record_keys`): what the rows depending on it
+    and a later correction are matched by."""
+    bad = with_record_key(df.where(F.size("_reasons") > 0), key, contract.table, name="_record_key")
     return bad.select(
         F.lit("bronze").alias("layer"),
         F.col("_org_code").alias("org_code"),
@@ -160,7 +162,7 @@ def quarantined(df: DataFrame, contract: Contract, run_id: str) -> DataFrame:
         F.lit(contract.table).alias("table"),
         F.col("_file").alias("file"),
         F.col("_line").alias("line"),
-        F.lit(None).cast("string").alias("record_id"),
+        F.col("_record_key").alias("record_id"),
         F.col("_reasons").alias("reasons"),
         masked_record(bad, contract.names, contract.direct_identifiers).alias("record"),
         F.lit(run_id).alias("run_id"),

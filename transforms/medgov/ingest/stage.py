@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from medgov.domain.pseudonym import load_key
 from medgov.errors import BatchDeferred, BatchRejected, MedgovError
 from medgov.ingest import bronze, landing as landing_zone
 from medgov.ingest.boundary import MANIFEST, Landed
@@ -152,6 +153,7 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
                   staged: ParsedTables, deliveries: list[dict], received, result: IngestResult) -> None:
     """Bronze and quarantine from the staged batches, then the bookkeeping."""
     keys = sorted(parsed)
+    key = load_key()
     # Claim first: a re-delivered batch leaves every reader's view (see `visible`) before any of
     # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
     control.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], BatchStage.RECEIVING)
@@ -177,7 +179,7 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
             ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
                               description=f"bronze {c.title}")
             # kept (small) while the typed rows are cached: built later, they would re-type the whole table
-            quarantined = bronze.quarantined(typed, c, ctx.run_id).cache()
+            quarantined = bronze.quarantined(typed, c, ctx.run_id, key).cache()
             quarantined.count()
             quarantine_frames.append(quarantined)
             n_good, n_bad = typed.select(

@@ -16,6 +16,7 @@ from medgov.domain.identity import canonical_id_no, id_birth_date, id_sex_code, 
 from medgov.domain.lab_terms import lab_terms
 from medgov.domain.numbers import Reading, read_range, read_result
 from medgov.domain.pseudonym import person_key, pseudonym
+from medgov.domain.record_keys import record_key
 from medgov.spec.contracts import interface
 from medgov.spec.terminology import Terminology
 
@@ -98,7 +99,7 @@ def build_patient(row: dict[str, Any], key: bytes, term: Terminology) -> list[tu
 
 
 def _encounter_id(key: bytes, org: str, visit_id: str | None) -> str | None:
-    return rid(key, "Encounter", org, visit_id) if visit_id else None
+    return record_key(key, "visit", org, {"visit_id": visit_id})
 
 
 # outpatient, emergency and physical-examination visits (extract-spec §2 visit_type): an
@@ -152,7 +153,7 @@ def build_condition(row: dict[str, Any], key: bytes, term: Terminology) -> list[
     if icd.stem:
         codings.append({"system": term.system("icd10"), "code": icd.stem})
     codings.append({"system": term.system("icd10_cn_local"), "code": icd.original})
-    cid = rid(key, "Condition", org, row["visit_id"], row["seq"])
+    cid = record_key(key, "diagnosis", org, row)
     resource = _drop_none({
         "resourceType": "Condition", "id": cid,
         "clinicalStatus": {"coding": [{"system": term.system("condition_clinical"), "code": "active"}]},
@@ -198,7 +199,7 @@ def _observation(oid: str, category: str, codings: list[dict], text: str | None,
 
 def build_lab(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
     org = row["_org_code"]
-    oid = rid(key, "Observation", org, "lab", row["report_id"], row["item_seq"])
+    oid = record_key(key, "lab_result", org, row)
     local = row["item_code"]
     labs = lab_terms(term)
     # by (org, code), else by name, specimen and unit; the mapping method travels with the row
@@ -299,7 +300,7 @@ def build_vitals(row: dict[str, Any], key: bytes, term: Terminology) -> list[tup
 
 def build_medication(row: dict[str, Any], key: bytes, term: Terminology) -> list[tuple[dict, dict]]:
     org = row["_org_code"]
-    mid = rid(key, "MedicationRequest", org, row["rx_id"], row["item_seq"])
+    mid = record_key(key, "prescription", org, row)
     codings = [{"system": f"urn:medgov:drug:{org}", "code": row["drug_code"]}]
     if row["atc_code"]:
         codings.insert(0, {"system": term.system("atc"), "code": row["atc_code"]})

@@ -111,11 +111,14 @@ def xref_rows(patients: DataFrame) -> DataFrame:
 
 
 def silver_quarantine(df: DataFrame, table: str, run_id: str) -> DataFrame:
-    """Rows whose resource failed to build or validate, in the quarantine table's shape."""
+    """Rows whose resource failed to build or validate, in the quarantine table's shape; a
+    patient's `record_id` is its local patient key, what the rows waiting for it carry
+    (`domain.record_keys`), any other's its resource id."""
     bad = df.where(F.col("error").isNotNull())
+    record = F.col("source_key") if "source_key" in df.columns else F.col("id")
     return bad.select(
         F.lit("silver").alias("layer"), "org_code", "batch_id", "batch_key", F.lit(table).alias("table"),
-        F.col("source_file").alias("file"), F.col("source_line").alias("line"), F.col("id").alias("record_id"),
+        F.col("source_file").alias("file"), F.col("source_line").alias("line"), record.alias("record_id"),
         F.array("error").alias("reasons"), F.col("resource_json").alias("record"), F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("quarantined_at"),
     )

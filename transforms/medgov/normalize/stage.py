@@ -34,6 +34,7 @@ class NormalizeResult:
     map_methods: Counter = field(default_factory=Counter)  # observations built, by how their code was found
     remapped: list[str] = field(default_factory=list)  # batches sent back because the concept maps changed
     relinked_resources: int = 0  # earlier resources moved to the person key their patient file established
+    regated: list[str] = field(default_factory=list)  # blocked batches sent back to the gate by a later delivery
 
 
 def _schema_of(df: DataFrame) -> list[tuple[str, str]]:
@@ -188,5 +189,10 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
         results.write(lake, checks, keys, layers=("normalize",))
         faults.point("normalize.before_bookkeeping")
         control.advance(lake, taken, BatchStage.SILVER, ctx.run_id, only_from=STAGE.takes)
+        # a later delivery may bring what a blocked batch's rows were waiting for: its
+        # institution's blocked batches go back through the gate (README, Holds and release)
+        orgs = {k.split("/", 1)[0] for k in keys}
+        blocked = [b["batch_key"] for b in control.in_stage(lake, BatchStage.BLOCKED) if b["org_code"] in orgs]
+        result.regated = control.requeue(lake, blocked, BatchStage.SILVER, ctx.run_id)
     ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
     return result

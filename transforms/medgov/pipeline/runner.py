@@ -76,6 +76,25 @@ def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[
     return done
 
 
+def revalidate(ctx: Context, keys: list[str]) -> dict[str, Any]:
+    """Send batches back through the quality gate (after a configuration change: thresholds,
+    concept maps) and publish what passes; the validate and publish results by name."""
+    from medgov.spec.lifecycle import BatchStage
+
+    load_key()
+    current = control.batches(ctx.lake)
+    unknown = [k for k in keys if k not in current]
+    if unknown:
+        raise MedgovError(f"no batch {unknown[0]} in {ctx.lake.root} (batch keys are ORG/BATCH_ID)")
+    early = [k for k in keys if current[k]["stage"] not in control.REQUEUEABLE]
+    if early:
+        raise MedgovError(f"batch {early[0]} is {current[early[0]]['stage']}: it reaches the gate on its own")
+    moved = control.requeue(ctx.lake, keys, BatchStage.SILVER, ctx.run_id)
+    if len(moved) != len(keys):
+        raise MedgovError("another run moved these batches meanwhile; try again")
+    return run_stages(ctx, None, ["validate", "publish"])
+
+
 def has_work(name: str, lake: str, landing: str | None = None) -> bool:
     """True when the stage would do something (ingest: a pending ready flag). Starts no Spark."""
     s = stage(name)

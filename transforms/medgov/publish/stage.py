@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
 from medgov.publish import ckd_registry
+from medgov.quality.holds import releasable
 from medgov.spec.datasets import column_metadata, dataset
 from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, silver_table
@@ -37,7 +38,8 @@ def _silver_or_empty(ctx: Context, table: str, where: str | None) -> DataFrame:
 def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     """Rebuild the CKD registry from every publishable batch; MERGE on the patient key.
 
-    Runs when batches reached `validated` (default) — batches that are `blocked` stay out.
+    Runs when batches reached `validated` (default) — batches that are `blocked` stay out,
+    and so do held rows (`quality.holds`) until their patient or visit is in silver.
     """
     taken = control.taken(ctx.lake, STAGE.takes, keys)
     keys = list(taken)
@@ -52,9 +54,11 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     uri = lake.gold(definition["name"])
     with stage_run(lake, STAGE.job, ctx.parent) as run:
         ctx.progress(f"gold {definition['name']}")
-        obs = _silver_or_empty(ctx, "observation", scope)
-        cond = _silver_or_empty(ctx, "condition", scope)
         patients = _silver_or_empty(ctx, "patient", None)
+        encounters = _silver_or_empty(ctx, "encounter", None)
+        # held rows (patient or visit quarantined or not yet delivered) stay out until released
+        obs = releasable(_silver_or_empty(ctx, "observation", scope), patients, encounters)
+        cond = releasable(_silver_or_empty(ctx, "condition", scope), patients, encounters)
         registry = ckd_registry.build(obs, cond, patients, definition, ctx.run_id).cache()
         n = registry.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
         faults.point("publish.merge")

@@ -23,10 +23,12 @@ EXAMPLES_PER_CHECK = 3
 
 
 def examples_by_batch(df: DataFrame, expectation: str, kwargs: dict[str, Any], key_col: str, batches: list[str],
-                      file_col: str, line_col: str, limit: int = EXAMPLES_PER_CHECK) -> dict[str, list[dict[str, Any]]]:
+                      file_col: str, line_col: str, limit: int = EXAMPLES_PER_CHECK,
+                      shown: tuple[str, ...] = ()) -> dict[str, list[dict[str, Any]]]:
     """Up to `limit` unexpected rows per batch (of `batches`) as {file, line, values (masked
-    JSON)}, in file order; one Spark job for all the batches."""
-    cols = (column_of(kwargs) or "").split(",")
+    JSON of the checked columns and the `shown` ones, e.g. a hold's reason)}, in file order;
+    one Spark job for all the batches."""
+    cols = list(dict.fromkeys([*(column_of(kwargs) or "").split(","), *shown]))
     first = Window.partitionBy(key_col).orderBy(file_col, line_col)
     rows = (unexpected_rows(df.where(F.col(key_col).isin(batches)), expectation, kwargs, [key_col])
             .select(key_col, file_col, line_col, *cols)

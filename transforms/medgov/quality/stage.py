@@ -18,7 +18,7 @@ from typing import Any, Callable
 from pyspark.sql import DataFrame
 
 from medgov.domain.pseudonym import load_key
-from medgov.quality import results
+from medgov.quality import holds, results
 from medgov.quality.examples import examples_by_batch
 from medgov.quality.gx_runner import QualityRunner, all_batches_run_name
 from medgov.quality.outcomes import batch_outcomes
@@ -41,6 +41,8 @@ class ValidateResult:
     blocked: dict[str, list[str]] = field(default_factory=dict)  # batch -> failed blocking checks
     checks: int = 0
     failed_warnings: int = 0
+    held: int = 0  # rows held out of gold in the batches looked at (patient or visit missing)
+    released: int = 0  # rows an arriving or corrected parent released in this run
 
 
 def _assertions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,15 +60,16 @@ def _failing_examples(view: DataFrame, suite: str, key_col: str, rows: list[dict
                       locator: tuple[str, str]) -> list[dict[str, Any]]:
     """Masked example rows for each failing check, in the batches it fails on: one Spark job
     per failing check."""
-    configs = {(c.expectation, c.column): c.kwargs for c in suite_checks(suite)}
+    configs = {(c.expectation, c.column): c for c in suite_checks(suite)}
     failing: dict[tuple[str, str | None], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
         if not r["success"] and (r["expectation"], r["column"]) in configs:
             failing[(r["expectation"], r["column"])][r["batch_key"]] = r
     out = []
     for (expectation, column), by_batch in failing.items():
-        found = examples_by_batch(view, expectation, configs[(expectation, column)], key_col, sorted(by_batch),
-                                  *locator)
+        check = configs[(expectation, column)]
+        found = examples_by_batch(view, expectation, check.kwargs, key_col, sorted(by_batch), *locator,
+                                  shown=check.shown)
         for batch_key, found_rows in found.items():
             r = by_batch[batch_key]
             out += [{k: r[k] for k in ("run_id", "batch_key", "org_code", "layer", "suite", "expectation",
@@ -113,8 +116,18 @@ def _bronze_view(ctx: Context, uri: str, table: str, keys: list[str], key: bytes
     return bronze_view(ctx.store.read(uri, sql_in(BATCH_COLUMN["bronze"], keys)), contract(table), key, keyed)
 
 
-def _silver_view(ctx: Context, uri: str, table: str, keys: list[str], patients, encounters) -> DataFrame:
-    return silver_view(ctx.store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)), table, patients, encounters)
+def _silver_view(ctx: Context, uri: str, table: str, keys: list[str], patients, encounters, quarantine
+                 ) -> DataFrame:
+    return silver_view(ctx.store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)), table, patients, encounters,
+                       quarantine)
+
+
+def _parents_quarantined(ctx: Context) -> DataFrame | None:
+    """The quarantine rows of patients and visits: what explains a held row."""
+    if not ctx.store.exists(ctx.lake.quarantine):
+        return None
+    return ctx.store.read(ctx.lake.quarantine, "`table` IN ('patient', 'visit', 'encounter')").select(
+        "table", "record_id", "batch_id", "file", "line", "reasons").cache()
 
 
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
@@ -141,11 +154,13 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         silver = {t: lake.silver(t) for t in SILVER_TABLES}
         patients = store.read(silver["patient"]) if store.exists(silver["patient"]) else None
         encounters = store.read(silver["encounter"]) if store.exists(silver["encounter"]) else None
+        quarantine = _parents_quarantined(ctx)
         for table in SILVER_TABLES:
             if table != PATIENT_XREF and store.exists(silver[table]):
                 suites.append(_Suite(f"silver.{table}", silver[table], BATCH_COLUMN["silver"],
                                      ("source_file", "source_line"),
-                                     partial(_silver_view, ctx, silver[table], table, keys, patients, encounters)))
+                                     partial(_silver_view, ctx, silver[table], table, keys, patients, encounters,
+                                              quarantine)))
         for suite in suites:
             runner.prepare(suite.name)  # GX objects are created one at a time, before the threads start
         # Suites run side by side: a GX run mostly waits on many small calls into the JVM, time a
@@ -158,6 +173,11 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             found += suite_examples
             run.inputs.append(DatasetInfo(suite.uri, assertions=_assertions(suite_rows)))
         runner.build_docs()
+        ctx.progress("holds")
+        count = holds.update(ctx, keys, patients, encounters, quarantine)
+        result.held, result.released = count.held, count.released
+        if quarantine is not None:
+            quarantine.unpersist()
         results.write_examples(lake, found, keys, layers=("bronze", "silver"))
         results.write(lake, rows, keys, layers=("bronze", "silver"))
         run.outputs.append(DatasetInfo(lake.quality_results, [(f.name, str(f.type)) for f in results.RESULTS_SCHEMA],

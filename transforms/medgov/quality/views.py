@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medgov.domain.columns import non_finite, with_source_key
+from medgov.quality.holds import with_links
 from medgov.spec.contracts import Contract
 from medgov.spec.terminology import loinc
 
@@ -47,28 +48,24 @@ def bronze_view(df: DataFrame, contract: Contract, key: bytes, keyed: bool = Tru
     return df.drop(*contract.direct_identifiers)
 
 
-def silver_view(df: DataFrame, table: str, patients: DataFrame | None, encounters: DataFrame | None) -> DataFrame:
-    """Silver rows with referential-integrity, temporal and per-concept columns; no resource JSON."""
+def silver_view(df: DataFrame, table: str, patients: DataFrame | None, encounters: DataFrame | None,
+                quarantine: DataFrame | None = None) -> DataFrame:
+    """Silver rows with referential-integrity (`holds.with_links`: present, quarantined or not
+    yet delivered, and the hold's reason), temporal and per-concept columns; no resource JSON."""
     df = df.drop("resource_json")
     if table == "patient":
         return df.withColumn("age_years", _age_years("birth_date", F.current_date()))
+    df = with_links(df, patients, encounters, quarantine).withColumn("held", F.col("hold_reason").isNotNull())
     if patients is not None:
         p = patients.select(F.col("id").alias("_pid"), F.col("birth_date").alias("_birth"))
-        df = df.join(p, df["patient_key"] == p["_pid"], "left")
-        df = df.withColumn("patient_exists", F.col("_pid").isNotNull())
+        df = df.join(p, df["patient_key"] == p["_pid"], "left").drop("_pid")
     else:
-        df = df.withColumn("patient_exists", F.lit(False)).withColumn("_birth", F.lit(None).cast("date")).withColumn(
-            "_pid", F.lit(None).cast("string"))
+        df = df.withColumn("_birth", F.lit(None).cast("date"))
     when = F.col(EVENT_TIME[table])
     df = df.withColumn("after_birth", F.when(F.col("_birth").isNotNull() & when.isNotNull(),
                                               when.cast("date") >= F.col("_birth")))
     df = df.withColumn("not_future", F.when(when.isNotNull(), when <= F.current_timestamp()))
-    df = df.drop("_pid", "_birth")
-    if "encounter_id" in df.columns and encounters is not None:
-        e = encounters.select(F.col("id").alias("_eid"))
-        df = df.join(e, df["encounter_id"] == e["_eid"], "left")
-        df = df.withColumn("encounter_exists", F.when(F.col("encounter_id").isNotNull(), F.col("_eid").isNotNull()))
-        df = df.drop("_eid")
+    df = df.drop("_birth", "hold_parent", "hold_parent_key")
     if table == "observation":
         for name, concepts in CONCEPT_COLUMNS.items():
             df = df.withColumn(name, F.when(F.col("loinc").isin([loinc(c) for c in concepts]), F.col("value")))

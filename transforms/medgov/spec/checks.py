@@ -50,6 +50,7 @@ class Check:
     threshold: float
     description: str
     engine: str  # "gx" | "medgov"
+    shown: tuple[str, ...] = ()  # columns a failing row's example shows beside the checked ones
     kwargs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -75,7 +76,8 @@ def _checks_of(name: str, doc: dict[str, Any]) -> list[Check]:
                 suite=doc["name"].format(table=table), layer=doc["layer"], table=table, expectation=e["type"],
                 column=column_of(kwargs), category=meta["category"], context=meta.get("context", "verification"),
                 severity=meta.get("severity", "warning"), threshold=float(kwargs.get("mostly", 1.0)),
-                description=meta["description"], engine=doc.get("engine", "gx"), kwargs=kwargs))
+                description=meta["description"], engine=doc.get("engine", "gx"),
+                shown=tuple(meta.get("show", ())), kwargs=kwargs))
     return out
 
 

@@ -53,6 +53,10 @@ class Lake:
         return self.table("quality", "quality_results")
 
     @property
+    def holds(self) -> str:
+        return self.table("quality", "holds")
+
+    @property
     def check_examples(self) -> str:
         return self.table("quality", "check_examples")
 
