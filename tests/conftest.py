@@ -178,7 +178,11 @@ def followups(demo, tmp_path_factory) -> Followups:
     [early] = [o for o in obs if o["batch_key"] == f"{RELINK_ORG}/labs-first"]
     header = PATIENT_HEADER
     patient = (header + "P77,01,11010519491231002X,测试,2,1949-12-31,2024-03-02 08:00:00\n").encode()
-    write_batch(landing, RELINK_ORG, "patients-later", {"patient.csv": ("patient", patient, 1)})
+    # the visit the early result names comes too: the result then has all it waits for
+    visit = ("visit_id,patient_id,visit_type,start_time,updated_at\n"
+             "V1,P77,1,2024-03-01 09:00:00,2024-03-02 08:00:00\n").encode()
+    write_batch(landing, RELINK_ORG, "patients-later", {"patient.csv": ("patient", patient, 1),
+                                                       "visit.csv": ("visit", visit, 1)})
     second = run_stages(make_context(str(lake), config=load_site(site)), landing)
     return Followups(landing, lake, first, second, early["patient_key"], 3, site, worklist_before)
 
@@ -196,6 +200,8 @@ class ForeignRun:
     holds_after_first: list  # quality/holds rows after the first run
     stages_after_first: dict  # batch -> stage after the first run
     gold_after_first: int  # ckd_registry rows after the first run
+    corrected: tuple  # (org, local patient id): a quarantined patient re-delivered right in the second run
+    correcting_batch: str
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +217,14 @@ def foreign_run(tmp_path_factory, spark) -> ForeignRun:
     root = tmp_path_factory.mktemp("foreign_run")
     landing, lake = root / "landing", root / "lake"
     feed = generate_foreign(landing, patients=90, seed=3)
-    later = sorted(landing.glob("*/*-02.ready"))
+    from batches import write_batch
+
+    # the institution sends one quarantined patient again, birth date filled in (no identity
+    # number: the person key stays the local one its results already carry)
+    org, pid = feed.quarantined_patients[0]
+    fixed = (PATIENT_HEADER + f"{pid},,,,1,1960-05-01,2024-03-01 08:00:00\n").encode()
+    write_batch(landing, org, "202401-03", {"patient.csv": ("patient", fixed, 1)})
+    later = sorted(landing.glob("*/*-0[23].ready"))
     for flag in later:
         flag.rename(flag.with_suffix(".later"))
     first = run_stages(make_context(str(lake)), landing)
@@ -221,7 +234,7 @@ def foreign_run(tmp_path_factory, spark) -> ForeignRun:
     for flag in later:
         flag.with_suffix(".later").rename(flag)
     second = run_stages(make_context(str(lake)), landing)
-    return ForeignRun(landing, lake, feed, first, second, held, stages, gold)
+    return ForeignRun(landing, lake, feed, first, second, held, stages, gold, (org, pid), f"{org}/202401-03")
 
 
 @dataclass

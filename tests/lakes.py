@@ -14,7 +14,10 @@ from deltalake import DeltaTable
 from medgov.spec.tables import BATCH_COLUMN, BRONZE_TABLES, SILVER_RESOURCES
 
 # run-specific values: who wrote a row and when, not what it says
-VOLATILE = {"run_id", "updated_run_id", "_ingested_at", "quarantined_at", "validated_at", "received_at"}
+VOLATILE = {"run_id", "updated_run_id", "_ingested_at", "quarantined_at", "validated_at", "received_at", "held_at",
+            "released_at"}
+# logs of the runs themselves: a crashed and resumed lake has more of them, by design
+RUN_LOGS = {"control/runs"}
 CONTROL_VOLATILE = {"updated_at", "applied_at"}
 SILVER = tuple(t.name for t in SILVER_RESOURCES)
 
@@ -38,6 +41,8 @@ def tables(lake: Path) -> dict[str, list[str]]:
     for log in sorted(lake.rglob("_delta_log")):
         uri = log.parent
         rel = str(uri.relative_to(lake))
+        if rel in RUN_LOGS:
+            continue
         drop = VOLATILE | (CONTROL_VOLATILE if rel.startswith("control") else set())
         out[rel] = sorted(_row(r, drop) for r in DeltaTable(str(uri)).to_pyarrow_table().to_pylist())
     return out

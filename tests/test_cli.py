@@ -44,6 +44,21 @@ def test_run_without_key_is_an_error(tmp_path):
     assert not (tmp_path / "lake").exists()
 
 
+def test_revalidate_refuses_what_it_cannot_do_in_one_line(tmp_path):
+    from medgov.storage import control
+    from medgov.storage.lake import Lake
+
+    p = run("revalidate", "--lake", str(tmp_path / "nolake"), "--batch", "H1/b1")
+    assert p.returncode == 1 and "lake folder not found" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    lake = Lake.at(tmp_path / "lake")
+    control.set_batches(lake, [{"batch_key": "H1/b1", "org_code": "H1", "batch_id": "b1", "fingerprint": "f",
+                                "stage": "bronze", "updated_at": control.now(), "run_id": "r"}])
+    p = run("revalidate", "--lake", str(tmp_path / "lake"), "--batch", "H1/b2")
+    assert p.returncode == 1 and "no batch H1/b2" in p.stderr and "Traceback" not in p.stderr
+    p = run("revalidate", "--lake", str(tmp_path / "lake"), "--batch", "H1/b1")
+    assert p.returncode == 1 and "batch H1/b1 is bronze: it reaches the gate on its own" in p.stderr
+
+
 def test_report_on_an_empty_folder(tmp_path):
     p = run("report", "--lake", str(tmp_path))
     assert p.returncode == 1 and "no medgov lake yet" in p.stderr

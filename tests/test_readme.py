@@ -57,3 +57,16 @@ def test_the_landing_limits_table_gives_the_defaults():
             assert TypeAdapter(ByteSize).validate_python(shown) == value, key
         else:
             assert str(value) in (shown, shown + ".0"), key
+
+
+def test_the_threshold_table_gives_the_referential_defaults():
+    """The README's table of hold-related checks states the catalogue's severity and threshold."""
+    from medgov.spec.checks import catalogue
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Holds and release", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| (`silver\.[^|]+|the same four) \| `(\w+)` \| (\w+) \| ([\d.]+) \|", section, re.MULTILINE)
+    assert {r[1] for r in rows} == {"patient_link", "visit_link", "held"}
+    for _, column, severity, share in rows:
+        declared = {(c.severity, c.threshold) for c in catalogue() if c.column == column}
+        assert declared == {(severity, float(share))}, column

@@ -183,7 +183,22 @@ def test_each_view_shows_the_lakes_numbers_and_no_identifier(demo, server, brows
     for key, reason in s["rejected"].items():
         row = v.cell(f'#rejected tr:has-text("{key}")')
         assert reason[:40] in row
+    held = sum(1 for h in DeltaTable(str(demo.lake / "quality" / "holds")).to_pyarrow_table().to_pylist()
+               if h["status"] == "held") if (demo.lake / "quality" / "holds").is_dir() else 0
+    assert v.cell('[data-kpi="held_rows"] .v') == str(held)
     page.screenshot(path=str(SHOTS / "dashboard-quarantine.png"), full_page=True)
+
+    # terminology: lab results coded per institution, as silver holds them
+    page = v.open(server + "/en/terminology.html")
+    labs = [o for o in DeltaTable(str(demo.lake / "silver" / "observation")).to_pyarrow_table(
+        columns=["org_code", "category", "map_method"]).to_pylist() if o["category"] == "laboratory"]
+    assert page.locator("#lab-coding tr[data-org]").count() == len({o["org_code"] for o in labs})
+    for org in {o["org_code"] for o in labs}:
+        mine = [o for o in labs if o["org_code"] == org]
+        coded = sum(1 for o in mine if o["map_method"] != "unmapped")
+        cells = page.locator(f'#lab-coding tr[data-org="{org}"] td').all_inner_texts()
+        assert cells[1:4] == [str(len(mine)), str(coded), f"{coded / len(mine):.1%}"], org
+    page.screenshot(path=str(SHOTS / "dashboard-terminology.png"), full_page=True)
 
     # freshness: version, rows and included batches from the Delta log; the lineage graph
     page = v.open(server + "/en/datasets.html")

@@ -123,6 +123,62 @@ def test_quarantine_counts_reason_kinds_never_details():
     assert out["rows"] == 2
 
 
+def test_quarantine_separates_what_a_later_delivery_corrected_and_counts_holds():
+    q = [{"layer": "bronze", "org_code": "A", "batch_key": "A/b1", "table": "patient",
+          "reasons": ["missing required value in birth_date"], "corrected_by": "A/b2"},
+         {"layer": "bronze", "org_code": "A", "batch_key": "A/b1", "table": "patient",
+          "reasons": ["missing required value in birth_date"], "corrected_by": None}]
+    h = [{"org_code": "A", "batch_key": "A/b1", "table": "observation", "status": "held", "released_by": None,
+          "reason": "held: patient quarantined (patient.csv line 3: missing required value in birth_date)"},
+         {"org_code": "A", "batch_key": "A/b1", "table": "observation", "status": "released", "released_by": "A/b2",
+          "reason": "held: patient not yet delivered"}]
+    out = queries.quarantine(snap(quarantine=q, holds=h))
+    [r] = out["by_reason"]
+    assert (r["rows"], r["open"], r["corrected"]) == (2, 1, 1) and out["open"] == 1 and out["held_now"] == 1
+    assert {(x["reason"], x["status"], x["rows"]) for x in out["held"]} == {
+        ("held: patient quarantined", "held", 1), ("held: patient not yet delivered", "released", 1)}
+
+
+def test_terminology_view_shares_coded_per_institution_and_recent_decisions(tmp_path, monkeypatch):
+    """The worklist itself is `medgov terms`' (tests/pipeline/test_terms.py); here it is empty."""
+    from medgov.spec.site import load_site
+
+    (tmp_path / "concept_maps").mkdir()
+    (tmp_path / "concept_maps" / "lab_items.yaml").write_text(
+        'entries:\n  - {"org": "A", "local": "X1", "loinc": "14682-9", "accepted_at": "2026-01-01T00:00:00Z"}\n'
+        '  - {"org": "A", "local": "X2", "loinc": "2345-7", "accepted_at": "2026-02-01T00:00:00Z", "by": "王"}\n',
+        encoding="utf-8")
+    coding = [{"org_code": "A", "map_method": "name+specimen+unit", "rows": 90},
+              {"org_code": "A", "map_method": "unmapped", "rows": 10}, {"org_code": "B", "map_method": "site-map", "rows": 5}]
+    monkeypatch.setattr("medgov.terms.worklist", lambda lake, site: [])
+    out = queries.terminology(Snapshot(lake=Lake.at(tmp_path / "lake"), site=load_site(tmp_path), lab_coding=coding))
+    assert [(c["org_code"], c["rows"], c["coded"], c["share"]) for c in out["coverage"]] == [
+        ("A", 100, 90, 0.9), ("B", 5, 5, 1.0)]
+    assert [d["local"] for d in out["decisions"]] == ["X2", "X1"] and out["decisions"][0]["by"] == "王"
+    assert out["worklist"] == [] and out["worklist_total"] == 0
+
+
+def test_reasons_descriptions_and_institutions_in_the_stewards_language(tmp_path):
+    from medgov.dashboard.i18n import description_text, reason_text
+    from medgov.dashboard.site import _org_label
+    from medgov.spec.checks import catalogue
+    from medgov.spec.site import load_site
+
+    held = "held: patient quarantined (patient.csv line 5: missing required value in birth_date)"
+    assert reason_text(held, "zh") == "暂缓发布：患者记录被隔离（patient.csv 第 5 行：必填字段 birth_date 缺失）"
+    assert reason_text("held: visit not yet delivered", "zh") == "暂缓发布：就诊记录尚未交付"
+    assert reason_text(held, "en") == held
+    assert reason_text("a reason no pattern knows", "zh") == "a reason no pattern knows"
+    assert all(c.description_zh for c in catalogue()), "every check has a Chinese description"
+    c = catalogue()[0]
+    assert description_text(c.description, "zh") == c.description_zh and description_text(c.description, "en") == c.description
+    (tmp_path / "institutions.yaml").write_text("A1:\n  name_zh: 甲医院\n  name_en: Hospital A\n", encoding="utf-8")
+    s = Snapshot(lake=Lake.at("/lake"), site=load_site(tmp_path))
+    assert str(_org_label(s, "zh", "A1")) == '<span class="org-name">甲医院</span> <code>A1</code>'
+    assert str(_org_label(s, "en", "A1")) == '<span class="org-name">Hospital A</span> <code>A1</code>'
+    assert str(_org_label(s, "zh", "<B>")) == "<code>&lt;B&gt;</code>"
+
+
 def test_freshness_lists_included_and_waiting_batches():
     b = [{"batch_key": "A/b1", "org_code": "A", "stage": "published"},
          {"batch_key": "A/b2", "org_code": "A", "stage": "blocked"}]

@@ -32,6 +32,16 @@ def good(landing, batch="b1", **kw):
     return write_batch(landing, ORG, batch, {"lab_result.csv": ("lab_result", raw, 2)}, **kw)
 
 
+def test_an_encoding_other_than_the_registered_one_is_noted(tmp_path):
+    raw = lab_csv([lab_row(1), lab_row(2)]).decode("utf-8").encode("gbk")
+    write_batch(tmp_path, ORG, "b1", {"lab_result.csv": ("lab_result", raw, 2)}, encoding="gbk")
+    r = ref(tmp_path)
+    _, notes = read_batch(r, landing.read(r, load_site().landing), NOW, expected_encoding="utf-8")
+    assert notes == ["lab_result.csv declares gbk; the institution registry expects utf-8"]
+    _, notes = read_batch(r, landing.read(r, load_site().landing), NOW, expected_encoding="gbk")
+    assert notes == []
+
+
 def test_valid_batch_is_read(tmp_path):
     good(tmp_path)
     tables, notes = read(tmp_path)

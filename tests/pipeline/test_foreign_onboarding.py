@@ -9,7 +9,6 @@ from collections import Counter
 
 import pytest
 from deltalake import DeltaTable
-from pyspark.sql import functions as F
 
 from medgov.domain.lab_terms import UNMAPPED
 from medgov.quality import holds
@@ -35,11 +34,8 @@ def test_the_sound_part_of_every_first_batch_reaches_gold(foreign_run):
 def test_every_held_row_says_which_patient_line_and_why(foreign_run):
     held = foreign_run.holds_after_first
     assert held and all(h["status"] == "held" for h in held)
-    where: dict[tuple[str, str], int] = {}  # (org, local patient id) -> line in its first batch's patient.csv
-    for org, pid in foreign_run.feed.quarantined_patients:
-        [batch] = foreign_run.landing.glob(f"{org}/*-01")
-        lines = (batch / "patient.csv").read_bytes().decode("utf-8", "replace").splitlines()
-        where[(org, pid)] = next(i for i, line in enumerate(lines, 1) if line.startswith(pid + ","))
+    # (org, local patient id) -> line in its first batch's patient.csv
+    where = {(org, pid): _patient_line(foreign_run, org, pid) for org, pid in foreign_run.feed.quarantined_patients}
     expected = {(org, f"held: patient quarantined (patient.csv line {n}: missing required value in birth_date)")
                 for (org, _), n in where.items()}
     late_orgs = {org for org, _ in foreign_run.feed.late_patients}
@@ -50,9 +46,11 @@ def test_every_held_row_says_which_patient_line_and_why(foreign_run):
 def test_held_rows_are_counted_and_left_out_of_publish(foreign_run, spark):
     """Nothing lost: per table and batch, silver rows = rows publish takes + rows held."""
     from medgov.quality.holds import releasable
+    from medgov.storage.table_store import store_for
 
     lake = foreign_run.lake
-    read = lambda t: spark.read.parquet(*DeltaTable(str(lake / "silver" / t)).file_uris())  # noqa: E731
+    store = store_for(spark)
+    read = lambda t: store.read(str(lake / "silver" / t))  # noqa: E731
     patients, encounters = read("patient"), read("encounter")
     open_holds = Counter((h["batch_key"], h["table"]) for h in holds.read(Lake.at(lake)) if h["status"] == "held")
     checked = 0
@@ -66,9 +64,39 @@ def test_held_rows_are_counted_and_left_out_of_publish(foreign_run, spark):
     assert checked == 18 and sum(open_holds.values()) > 0
 
 
+def _patient_line(foreign_run, org, pid):
+    [batch] = foreign_run.landing.glob(f"{org}/*-01")
+    lines = (batch / "patient.csv").read_bytes().decode("utf-8", "replace").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.startswith(pid + ","))
+
+
+def test_a_corrected_patient_releases_its_rows_and_its_quarantine_shows_corrected(foreign_run):
+    from medgov.quality.corrections import corrected_by
+
+    org, pid = foreign_run.corrected
+    line = _patient_line(foreign_run, org, pid)
+    reason = f"held: patient quarantined (patient.csv line {line}: missing required value in birth_date)"
+    waiting = [h for h in foreign_run.holds_after_first if h["org_code"] == org and h["reason"] == reason]
+    assert waiting
+    now = {(h["table"], h["record_id"]): h for h in holds.read(Lake.at(foreign_run.lake))}
+    assert all(now[(h["table"], h["record_id"])]["status"] == "released"
+               and now[(h["table"], h["record_id"])]["released_by"] == foreign_run.correcting_batch for h in waiting)
+    lake = Lake.at(foreign_run.lake)
+    q = [r for r in DeltaTable(lake.quarantine).to_pyarrow_table().to_pylist() if r["org_code"] == org
+         and r["table"] == "patient"]
+    by = dict(zip([(r["batch_key"], r["line"]) for r in q], corrected_by(lake, q)))
+    fixed_key = next(k for k in by if k[1] == line and k[0].endswith("-01"))
+    assert by.pop(fixed_key) == foreign_run.correcting_batch
+    assert by and not any(by.values())  # the other quarantined patients still need the institution
+
+
 def test_the_late_patients_release_their_rows(foreign_run):
     late = [h for h in foreign_run.holds_after_first if h["reason"] == "held: patient not yet delivered"]
-    assert late and foreign_run.second["validate"].released == len(late)
+    org, pid = foreign_run.corrected
+    line = _patient_line(foreign_run, org, pid)
+    fixed = [h for h in foreign_run.holds_after_first if h["org_code"] == org
+             and h["reason"].startswith(f"held: patient quarantined (patient.csv line {line}:")]
+    assert late and foreign_run.second["validate"].released == len(late) + len(fixed)
     now = {(h["table"], h["record_id"]): h for h in holds.read(Lake.at(foreign_run.lake))}
     for h in late:
         after = now[(h["table"], h["record_id"])]
@@ -78,7 +106,7 @@ def test_the_late_patients_release_their_rows(foreign_run):
     assert released and all(o["patient_key"] in patients for o in _table(foreign_run.lake, "silver", "observation")
                             if o["id"] in released)
     stages = {k: b["stage"] for k, b in control.batches(Lake.at(foreign_run.lake)).items()}
-    assert len(stages) == 6 and set(stages.values()) == {"published"}, stages
+    assert len(stages) == 7 and set(stages.values()) == {"published"}, stages
 
 
 def test_no_urine_creatinine_is_used_as_serum_and_most_results_are_coded(foreign_run):

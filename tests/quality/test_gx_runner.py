@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from medgov.quality.outcomes import batch_outcomes
 from medgov.spec.checks import suite_checks
+from medgov.spec.site import Institution, SiteConfig, load_site
 from medgov.storage.lake import Lake
 
 
@@ -47,6 +48,14 @@ def test_one_run_over_all_batches_gives_rows_and_a_page_per_batch(spark, tmp_pat
     for r in rows:
         c = next(c for c in checks if (c.expectation, c.column) == (r["expectation"], r["column"]))
         assert (r["severity"], r["category"], r["layer"], r["run_id"]) == (c.severity, c.category, "bronze", "run1")
+    # a site that lets one institution's ICD codes fail: its verdict and recorded threshold
+    # change, the other institution's do not
+    site = SiteConfig(None, load_site().landing,
+                      {"ORG002": Institution(name_zh="乙院", thresholds={"bronze.diagnosis": {"icd_code": 0.0}})})
+    lenient = {(r["batch_key"], r["column"]): r
+               for r in runner.batch_results("bronze.diagnosis", whole, outcomes, "run1", at, site)}
+    assert lenient[("ORG002/b1", "icd_code")]["success"] is True and lenient[("ORG002/b1", "icd_code")]["threshold"] == 0
+    assert lenient[("ORG001/b1", "icd_code")] == got[("ORG001/b1", "icd_code")]
     runner.build_docs()
     pages = {p.parts[-3] for p in (tmp_path / "quality/gx/gx/uncommitted/data_docs/local_site/validations"
                                    ).glob("bronze/diagnosis/*/*/*.html")}

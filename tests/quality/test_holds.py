@@ -7,18 +7,20 @@ from datetime import datetime, timezone
 
 from medgov.quality.holds import HELD, RELEASED, merge_holds, releasable, with_links
 
-ROWS = "id string, patient_key string, encounter_id string"
+ROWS = "id string, patient_key string, encounter_id string, org_code string"
 QUARANTINE = "table string, record_id string, batch_id string, file string, line bigint, reasons array<string>"
 
 
 def _frames(spark):
     rows = spark.createDataFrame([
-        ("o1", "P-ok", "E-ok"),  # everything there
-        ("o2", "P-bad", "E-ok"),  # patient quarantined
-        ("o3", "P-late", None),  # patient not yet delivered, no visit named
-        ("o4", "P-ok", "E-bad"),  # visit quarantined
-        ("o5", "P-ok", "E-late"),  # visit not yet delivered
-        ("o6", "P-bad", "E-bad"),  # both: the patient is named first
+        ("o1", "P-ok", "E-ok", "A"),  # everything there
+        ("o2", "P-bad", "E-ok", "A"),  # patient quarantined
+        ("o3", "P-late", None, "A"),  # patient not yet delivered, no visit named
+        ("o4", "P-ok", "E-bad", "A"),  # visit quarantined
+        ("o5", "P-ok", "E-late", "A"),  # visit not yet delivered
+        ("o6", "P-bad", "E-bad", "A"),  # both: the patient is named first
+        ("o7", "P-ok", "E-late", "B"),  # visit not yet delivered, to an institution that sends none
+        ("o8", "P-ok", "E-bad", "B"),  # ... but a quarantined one still holds
     ], ROWS)
     patients = spark.createDataFrame([("P-ok",)], "id string")
     encounters = spark.createDataFrame([("E-ok",)], "id string")
@@ -34,7 +36,7 @@ def _frames(spark):
 
 def test_each_missing_parent_holds_its_rows_with_the_reason(spark):
     rows, patients, encounters, quarantine = _frames(spark)
-    got = {r["id"]: r for r in with_links(rows, patients, encounters, quarantine).collect()}
+    got = {r["id"]: r for r in with_links(rows, patients, encounters, quarantine, visits_optional=["B"]).collect()}
     assert got["o1"]["hold_reason"] is None and got["o1"]["patient_link"] == "present"
     # the quarantine reason's kind, not its detail: a quoted value stays in the quarantine table
     assert got["o2"]["hold_reason"] == "held: patient quarantined (pat_02.csv line 9: unparseable date in birth_date)"
@@ -45,12 +47,16 @@ def test_each_missing_parent_holds_its_rows_with_the_reason(spark):
     assert got["o4"]["hold_parent"] == "visit" and got["o4"]["hold_parent_key"] == "E-bad"
     assert got["o5"]["hold_reason"] == "held: visit not yet delivered" and got["o5"]["visit_link"] == "not delivered"
     assert got["o6"]["hold_parent"] == "patient"
+    assert got["o7"]["hold_reason"] is None and got["o7"]["visit_link"] == "not delivered"  # still counted by the check
+    assert got["o8"]["hold_reason"].startswith("held: visit quarantined")
 
 
 def test_publish_takes_only_what_is_not_held(spark):
-    rows, patients, encounters, _ = _frames(spark)
+    rows, patients, encounters, quarantine = _frames(spark)
     kept = releasable(rows, patients, encounters)
     assert [r["id"] for r in kept.collect()] == ["o1"] and kept.columns == rows.columns
+    lenient = releasable(rows, patients, encounters, ["B"], quarantine)
+    assert sorted(r["id"] for r in lenient.collect()) == ["o1", "o7"]  # o8's visit is quarantined
 
 
 def test_nothing_delivered_yet_holds_everything(spark):

@@ -49,3 +49,32 @@ def test_a_blocked_batch_is_released_when_its_patient_arrives(followups):
     [hold] = [h for h in holds.read(lake) if h["batch_key"] == early]
     assert hold["status"] == "released" and hold["released_by"] == later
     assert hold["reason"] == "held: patient not yet delivered" and hold["table"] == "observation"
+
+
+def test_revalidate_after_a_threshold_change_publishes_the_sound_rows(followups, tmp_path):
+    """The orphans batch stays blocked until the site lets that institution's rows wait for
+    their patients: `revalidate` then passes it, and its held rows still stay out of gold."""
+    import shutil
+
+    from medgov.pipeline.runner import revalidate
+    from medgov.spec.site import load_site
+    from medgov.storage.context import make_context
+
+    lake_dir = tmp_path / "lake"
+    shutil.copytree(followups.lake, lake_dir)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "institutions.yaml").write_text(
+        "H33030200001:\n  name_zh: 测试医院\n  thresholds:\n    silver.observation:\n      patient_link: 0.0\n",
+        encoding="utf-8")
+    gold_before = DeltaTable(str(lake_dir / "gold" / "ckd_registry")).to_pyarrow_table().num_rows
+    done = revalidate(make_context(str(lake_dir), config=load_site(site)), [ORPHANS])
+    assert done["validate"].passed == [ORPHANS] and done["validate"].held >= 12
+    lake = Lake.at(lake_dir)
+    assert control.batches(lake)[ORPHANS]["stage"] == "published"
+    res = DeltaTable(lake.quality_results).to_pyarrow_table().to_pylist()
+    [r] = [r for r in res if r["batch_key"] == ORPHANS and r["column"] == "patient_link"]
+    assert r["threshold"] == 0.0 and r["success"] and r["unexpected_count"] == 12
+    assert DeltaTable(str(lake_dir / "gold" / "ckd_registry")).to_pyarrow_table().num_rows == gold_before
+    mine = [h for h in holds.read(lake) if h["batch_key"] == ORPHANS]
+    assert len(mine) == 12 and {h["reason"] for h in mine} == {"held: patient not yet delivered"}

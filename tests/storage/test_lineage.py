@@ -83,23 +83,29 @@ def test_failed_stage_emits_fail(tmp_path):
     assert events[1]["run"]["facets"]["errorMessage"]["message"] == "RuntimeError: boom"
 
 
-def test_observations_say_which_concept_maps_coded_them(events, schemas):
-    """The terminology facet on silver Observations: the concept maps' content hash and the
-    rows each mapping method coded, valid against medgov's published facet schema."""
+def _medgov_facet(schemas, name: str) -> jsonschema.Draft202012Validator:
+    """A validator for medgov's own facet `name` (schemas/facets/<name>.json), resolving the
+    OpenLineage core it extends."""
     from pathlib import Path
-
-    from medgov.domain.lab_terms import CODE, NAME, SITE, UNMAPPED
-    from medgov.normalize.builders import VITAL_SIGN
-    from medgov.spec.terminology import Terminology
 
     core, _, registry = schemas
     core_defs = copy.deepcopy(core)
     core_defs["$defs"] = core_defs["definitions"]
     registry = registry.with_resource("https://openlineage.io/spec/2-0-2/OpenLineage.json",
                                       Resource.from_contents(core_defs))
-    doc = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "facets" / "TerminologyFacet.json").read_text())
-    check = jsonschema.Draft202012Validator({"$ref": f"{doc['$id']}#/$defs/TerminologyFacet"},
-                                            registry=registry.with_resource(doc["$id"], Resource.from_contents(doc)))
+    doc = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "facets" / f"{name}.json").read_text())
+    return jsonschema.Draft202012Validator({"$ref": f"{doc['$id']}#/$defs/{name}"},
+                                           registry=registry.with_resource(doc["$id"], Resource.from_contents(doc)))
+
+
+def test_observations_say_which_concept_maps_coded_them(events, schemas):
+    """The terminology facet on silver Observations: the concept maps' content hash and the
+    rows each mapping method coded, valid against medgov's published facet schema."""
+    from medgov.domain.lab_terms import CODE, NAME, SITE, UNMAPPED
+    from medgov.normalize.builders import VITAL_SIGN
+    from medgov.spec.terminology import Terminology
+
+    check = _medgov_facet(schemas, "TerminologyFacet")
     normalize = [e for e in events if e["job"]["name"] == "medgov.normalize" and e["eventType"] == "COMPLETE"]
     facets = [o["facets"]["terminology"] for e in normalize for o in e["outputs"] if o["name"].endswith("/observation")]
     assert facets
@@ -107,3 +113,22 @@ def test_observations_say_which_concept_maps_coded_them(events, schemas):
         check.validate(facet)
         assert facet["version"] == Terminology.load().version
         assert set(facet["methods"]) <= {SITE, CODE, NAME, UNMAPPED, VITAL_SIGN} and sum(facet["methods"].values()) > 0
+
+
+def test_every_run_says_which_site_configuration_it_ran_under(followups, schemas):
+    """The run facet `medgov_site` on every event and `control/runs`: `none` for the demo
+    (no site folder), the folder's content hash for the follow-up run that had one."""
+    from medgov.spec.site import content_hash
+    from medgov.storage import control
+    from medgov.storage.lake import Lake
+
+    check = _medgov_facet(schemas, "SiteConfigFacet")
+    events = [json.loads(line) for line in (followups.lake / "lineage" / "events.jsonl").read_text().splitlines()]
+    versions = [e["run"]["facets"]["medgov_site"]["version"] for e in events]
+    for e in events:
+        check.validate(e["run"]["facets"]["medgov_site"])
+    site = content_hash(followups.site)
+    assert versions[0] == "none" and versions[-1] == site and set(versions) == {"none", site}
+    runs = control.runs(Lake.at(followups.lake))
+    assert [r["stage"] for r in runs[-4:]] == ["ingest", "normalize", "validate", "publish"]
+    assert {r["config_version"] for r in runs[-4:]} == {site} and runs[0]["config_version"] == "none"

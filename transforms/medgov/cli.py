@@ -82,11 +82,15 @@ def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgo
                                                   help="site configuration folder (thresholds per institution)")
                ) -> None:
     """Run the quality gate again on batches (after a configuration change) and publish what passes."""
-    from medgov.pipeline.runner import preload, revalidate as again
+    from medgov.domain.pseudonym import load_key
+    from medgov.pipeline.runner import check_revalidatable, preload, revalidate as again
     from medgov.spec.site import load_site
     from medgov.storage.context import make_context
+    from medgov.storage.lake import Lake
 
     site = load_site(config)
+    load_key()
+    check_revalidatable(Lake.at(lake), batch)  # before Spark starts: a wrong key is one line at once
     preload(["validate"])
     started = time.monotonic()
     with _stage_progress() as progress:
@@ -233,20 +237,24 @@ def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov
               host: str = typer.Option("127.0.0.1", help="address to listen on"),
               port: int = typer.Option(8050, min=1, max=65535, help="port to listen on"),
               lang: str | None = typer.Option(None, help="zh or en (default: the browser's preference)"),
-              batches: int = typer.Option(10, min=2, help="batches shown in each trend")) -> None:
+              batches: int = typer.Option(10, min=2, help="batches shown in each trend"),
+              config: Path | None = typer.Option(None, envvar="MEDGOV_CONFIG",
+                                                 help="site configuration folder (institution names)")) -> None:
     """The data steward's quality dashboard: serve it on localhost, or export a static site."""
     from medgov.dashboard import site, snapshot
+    from medgov.spec.site import load_site
 
+    site_config = load_site(config)
     if lang is not None and lang not in ("zh", "en"):
         raise MedgovError(f"--lang must be zh or en, not {lang!r}")
     if export is not None:
-        pages = site.export(snapshot.read(lake), export, batches)
+        pages = site.export(snapshot.read(lake, site_config), export, batches)
         typer.echo(f"dashboard: {pages} pages written to {export} (open {export / 'index.html'})")
         return
     from medgov.dashboard.app import serve
 
     typer.echo(f"dashboard: http://{host}:{port}/ (read-only view of {lake}; Ctrl-C stops)")
-    serve(lake, host, port, lang, batches)
+    serve(lake, host, port, lang, batches, site_config)
 
 
 @app.command()

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from medgov.errors import MedgovError
+from medgov.quality.corrections import corrected_by
 from medgov.quality.results import reason_kind
 from medgov.spec.lifecycle import BatchStage, DeliveryStatus
 from medgov.spec.tables import BRONZE_TABLES, SILVER_TABLES
@@ -60,14 +61,20 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
     quarantined: dict[tuple[str, str], int] = defaultdict(int)
     reasons: Counter[str] = Counter()
     by_batch: Counter[tuple[str, str, str, str]] = Counter()
+    fixed: Counter[tuple[str, str, str, str]] = Counter()
+    fixed_by: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
     if DeltaTable.is_deltatable(lake.quarantine):
-        q = DeltaTable(lake.quarantine).to_pyarrow_table(columns=["layer", "batch_key", "table", "reasons"]).to_pylist()
-        for r in q:
+        q = DeltaTable(lake.quarantine).to_pyarrow_table(
+            columns=["layer", "batch_key", "batch_id", "table", "record_id", "reasons"]).to_pylist()
+        for r, by in zip(q, corrected_by(lake, q)):
             quarantined[(r["layer"], r["table"])] += 1
             for reason in r["reasons"]:
                 kind = reason_kind(reason)[0]  # the detail may quote a value: kinds only
                 reasons[kind] += 1
                 by_batch[(r["batch_key"], r["layer"], r["table"], kind)] += 1
+                if by:
+                    fixed[(r["batch_key"], r["layer"], r["table"], kind)] += 1
+                    fixed_by[(r["batch_key"], r["layer"], r["table"], kind)].add(by)
     held: Counter[tuple[str, str, str, str]] = Counter()
     if DeltaTable.is_deltatable(lake.holds):
         for r in DeltaTable(lake.holds).to_pyarrow_table(columns=["batch_key", "table", "reason", "status"]).to_pylist():
@@ -101,7 +108,9 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
         "rejected": rejected,
         "deferred": deferred,
         "notes": {k: list(d["notes"]) for k, d in latest.items() if d["status"] == DeliveryStatus.ACCEPTED and d.get("notes")},
-        "quarantine": [{"batch_key": b, "layer": layer, "table": t, "reason": kind, "rows": n}
+        "quarantine": [{"batch_key": b, "layer": layer, "table": t, "reason": kind, "rows": n,
+                        "corrected": fixed[(b, layer, t, kind)],
+                        "corrected_by": sorted(fixed_by[(b, layer, t, kind)])}
                        for (b, layer, t, kind), n in sorted(by_batch.items(), key=lambda kv: (-kv[1], kv[0]))],
         "held": [{"batch_key": b, "table": t, "reason": reason, "status": status, "rows": n}
                  for (b, t, reason, status), n in sorted(held.items())],
@@ -144,10 +153,11 @@ def render(s: dict[str, Any]) -> None:
     if s["quarantine"]:
         shown = s["quarantine"][:QUARANTINE_SHOWN]
         qt = Table(title="Quarantined rows by batch, table and reason (rows: bronze/quarantine)")
-        for col in ("batch", "layer", "table", "reason", "rows"):
+        for col in ("batch", "layer", "table", "reason", "rows", "corrected (by)"):
             qt.add_column(col, justify="right" if col == "rows" else "left")
         for r in shown:
-            qt.add_row(r["batch_key"], r["layer"], r["table"], r["reason"], str(r["rows"]))
+            by = f"{r['corrected']} ({', '.join(r['corrected_by'])})" if r["corrected"] else ""
+            qt.add_row(r["batch_key"], r["layer"], r["table"], r["reason"], str(r["rows"]), by)
         console.print(qt)
         if len(s["quarantine"]) > len(shown):
             console.print(f"  … {len(s['quarantine']) - len(shown)} more batch/reason combinations in bronze/quarantine")

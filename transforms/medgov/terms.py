@@ -117,6 +117,14 @@ def _site_folder(site: str | Path | None) -> Path:
     return folder
 
 
+def decisions(site: Path | None) -> list[dict[str, Any]]:
+    """The decisions recorded in the site's lab_items.yaml, latest first."""
+    if site is None or not (site / SITE_MAP).exists():
+        return []
+    entries = (yaml.safe_load((site / SITE_MAP).read_text(encoding="utf-8")) or {}).get("entries") or []
+    return sorted(entries, key=lambda e: str(e.get("accepted_at") or ""), reverse=True)
+
+
 def read_decisions(path: Path) -> list[tuple[str, str, str]]:
     """(org, code, LOINC) from a CSV with `org`, `code` and `loinc` columns (the worklist's
     CSV with `loinc` filled in); rows without a LOINC are skipped."""

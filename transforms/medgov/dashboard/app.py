@@ -15,13 +15,17 @@ from starlette.staticfiles import StaticFiles
 
 from medgov.dashboard import site, snapshot
 from medgov.dashboard.i18n import LANGUAGES, negotiate
+from medgov.spec.site import SiteConfig, load_site
 from medgov.storage.lake import Lake
 
 
-def create_app(lake_dir: str | Path, lang: str | None = None, last_n: int = 10) -> Starlette:
-    """The app serving the lake at `lake_dir`; `lang` forces a language, else the browser's."""
+def create_app(lake_dir: str | Path, lang: str | None = None, last_n: int = 10, config: SiteConfig | None = None
+               ) -> Starlette:
+    """The app serving the lake at `lake_dir`; `lang` forces a language, else the browser's;
+    institution names from the site configuration `config`."""
     lake = Lake.at(lake_dir)
-    snapshot.read(lake_dir)  # fail now, with the one-line reason, if there is no lake
+    site_config = config or load_site()
+    snapshot.read(lake_dir, site_config)  # fail now, with the one-line reason, if there is no lake
 
     async def root(request: Request) -> Response:
         chosen = negotiate(request.headers.get("accept-language"), lang)
@@ -31,17 +35,17 @@ def create_app(lake_dir: str | Path, lang: str | None = None, last_n: int = 10) 
         code, name = request.path_params["lang"], request.path_params["page"]
         if code not in LANGUAGES or name not in site.PAGES:
             return PlainTextResponse("not found", status_code=404)
-        return HTMLResponse(site.render_page(snapshot.read(lake_dir), code, name, last_n))
+        return HTMLResponse(site.render_page(snapshot.read(lake_dir, site_config), code, name, last_n))
 
     async def check(request: Request) -> Response:
         code = request.path_params["lang"]
-        html = site.render_check(snapshot.read(lake_dir), code, request.path_params["cid"]) \
+        html = site.render_check(snapshot.read(lake_dir, site_config), code, request.path_params["cid"]) \
             if code in LANGUAGES else None
         return HTMLResponse(html) if html else PlainTextResponse("no such check", status_code=404)
 
     async def institution(request: Request) -> Response:
         code = request.path_params["lang"]
-        html = site.render_institution(snapshot.read(lake_dir), code, request.path_params["org"], last_n) \
+        html = site.render_institution(snapshot.read(lake_dir, site_config), code, request.path_params["org"], last_n) \
             if code in LANGUAGES else None
         return HTMLResponse(html) if html else PlainTextResponse("no such institution", status_code=404)
 
@@ -58,8 +62,9 @@ def create_app(lake_dir: str | Path, lang: str | None = None, last_n: int = 10) 
     return Starlette(routes=routes)
 
 
-def serve(lake_dir: str | Path, host: str, port: int, lang: str | None = None, last_n: int = 10) -> None:
+def serve(lake_dir: str | Path, host: str, port: int, lang: str | None = None, last_n: int = 10,
+          config: SiteConfig | None = None) -> None:
     """Serve until interrupted (uvicorn, access log off: URLs carry no data, but keep logs quiet)."""
     import uvicorn
 
-    uvicorn.run(create_app(lake_dir, lang, last_n), host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(create_app(lake_dir, lang, last_n, config), host=host, port=port, access_log=False, log_level="warning")

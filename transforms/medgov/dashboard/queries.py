@@ -222,15 +222,22 @@ def latest_deliveries(snap: Snapshot) -> dict[str, dict[str, Any]]:
 
 
 def quarantine(snap: Snapshot) -> dict[str, Any]:
-    """Quarantined rows by institution, table and reason kind, and per batch over time;
-    rejected delivery attempts with their reasons; notes on accepted deliveries."""
+    """Quarantined rows by institution, table and reason kind (open, and corrected by a later
+    delivery), and per batch over time; held rows by reason and status; rejected delivery
+    attempts with their reasons; notes on accepted deliveries."""
     totals: Counter[tuple[str, str, str, str]] = Counter()
+    corrected: Counter[tuple[str, str, str, str]] = Counter()
     per_batch: Counter[tuple[str, str, str]] = Counter()
     for q in snap.quarantine:
         for reason in q["reasons"]:
             kind = reason_kind(reason)[0]  # the detail may quote a value: kinds only
             totals[(q["org_code"], q["layer"], q["table"], kind)] += 1
             per_batch[(q["org_code"], q["batch_key"], kind)] += 1
+            if q.get("corrected_by"):
+                corrected[(q["org_code"], q["layer"], q["table"], kind)] += 1
+    held: Counter[tuple[str, str, str, str]] = Counter()
+    for h in snap.holds:
+        held[(h["org_code"], h["table"], h["reason"].split(" (", 1)[0], h["status"])] += 1
     latest = latest_deliveries(snap)
     rejected = []
     for d in sorted(snap.deliveries, key=lambda d: d["received_at"]):
@@ -241,8 +248,13 @@ def quarantine(snap: Snapshot) -> dict[str, Any]:
     notes = [{"batch_key": k, "note": n} for k, d in sorted(latest.items()) if d["status"] == "accepted"
              for n in (d.get("notes") or [])]
     return {
-        "by_reason": [{"org_code": o, "layer": layer, "table": t, "reason": k, "rows": n}
+        "by_reason": [{"org_code": o, "layer": layer, "table": t, "reason": k, "rows": n,
+                       "corrected": corrected[(o, layer, t, k)], "open": n - corrected[(o, layer, t, k)]}
                       for (o, layer, t, k), n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "open": sum(1 for q in snap.quarantine if not q.get("corrected_by")),
+        "held": [{"org_code": o, "table": t, "reason": r, "status": st, "rows": n}
+                 for (o, t, r, st), n in sorted(held.items())],
+        "held_now": sum(1 for h in snap.holds if h["status"] == "held"),
         "per_batch": [{"org_code": o, "batch_key": b, "reason": k, "rows": n}
                       for (o, b, k), n in sorted(per_batch.items(), key=lambda kv: (kv[0][1].split("/", 1)[1], kv[0]))],
         "rows": len(snap.quarantine),
@@ -333,3 +345,24 @@ def institution(snap: Snapshot, org: str, last_n: int = 10) -> dict[str, Any] | 
     failing.sort(key=lambda r: (r["severity"] != "blocking", r["suite"], r["column"] or ""))
     return {"org_code": org, "batches": keys, "tables": tables, "grid": grid, "latest": keys[-1],
             "failing": failing}
+
+
+def terminology(snap: Snapshot, worklist_rows: int = 50) -> dict[str, Any]:
+    """Lab coding per institution (share coded, by method), the steward's worklist (most
+    frequent uncoded items first) and the recent decisions of the site configuration."""
+    from medgov.domain.lab_terms import UNMAPPED
+    from medgov.terms import decisions, worklist
+
+    per_org: dict[str, Counter[str]] = {}
+    for r in snap.lab_coding:
+        per_org.setdefault(r["org_code"], Counter())[r["map_method"] or UNMAPPED] += r["rows"]
+    coverage = []
+    for org, methods in sorted(per_org.items()):
+        total = sum(methods.values())
+        coverage.append({"org_code": org, "rows": total, "coded": total - methods[UNMAPPED],
+                         "share": (total - methods[UNMAPPED]) / total if total else None,
+                         "methods": dict(sorted(methods.items()))})
+    items = worklist(snap.lake.root, snap.site.folder) if snap.lab_coding else []
+    items = sorted(items, key=lambda w: -w.rows)
+    return {"coverage": coverage, "worklist": [w.as_row() for w in items[:worklist_rows]],
+            "worklist_total": len(items), "decisions": decisions(snap.site.folder)[:20]}

@@ -8,18 +8,20 @@ export is the server's output written to files.
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from medgov.dashboard import charts, queries
-from medgov.dashboard.i18n import LANGUAGES, translator
+from medgov.dashboard.i18n import LANGUAGES, description_text, reason_text, translator
 from medgov.dashboard.snapshot import Snapshot
 
-PAGES = ("index", "checks", "quarantine", "datasets")
+PAGES = ("index", "checks", "quarantine", "terminology", "datasets")
 STALE_HOURS = 36.0  # a daily feed missed once, plus margin: older datasets are flagged
 
 
@@ -33,8 +35,17 @@ def _env() -> Environment:
 ENV = _env()
 
 
+def _org_label(snap: Snapshot, lang: str, code: str) -> Markup:
+    """An institution as the stewards know it: its registered name, with the code beside it."""
+    name = snap.site.name(code, lang)
+    if name is None:
+        return Markup("<code>{}</code>").format(code)
+    return Markup('<span class="org-name">{}</span> <code>{}</code>').format(name, code)
+
+
 def _common(snap: Snapshot, lang: str, page: str, path: str, root: str, title: str) -> dict[str, Any]:
-    return {"t": translator(lang), "lang": lang, "other_lang": "en" if lang == "zh" else "zh", "page": page,
+    return {"t": translator(lang), "lang": lang, "org_label": partial(_org_label, snap, lang),
+            "reason": partial(reason_text, lang=lang), "describe": partial(description_text, lang=lang), "other_lang": "en" if lang == "zh" else "zh", "page": page,
             "path": path, "root": root, "page_title": title, "has_docs": Path(snap.lake.data_docs_index).is_file(),
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "layers": queries.LAYERS}
 
@@ -44,6 +55,7 @@ def render_page(snap: Snapshot, lang: str, page: str, last_n: int = 10) -> str:
     t = translator(lang)
     ctx = _common(snap, lang, page, f"{page}.html", "../", {"index": "nav_overview", "checks": "nav_checks",
                                                             "quarantine": "nav_quarantine",
+                                                            "terminology": "nav_terminology",
                                                             "datasets": "nav_datasets"}[page])
     if page == "index":
         o = queries.overview(snap, last_n)
@@ -56,6 +68,8 @@ def render_page(snap: Snapshot, lang: str, page: str, last_n: int = 10) -> str:
     elif page == "quarantine":
         q = queries.quarantine(snap)
         ctx |= {"q": q, "chart": charts.quarantine_over_time(q["per_batch"], t)}
+    elif page == "terminology":
+        ctx |= {"term": queries.terminology(snap)}
     elif page == "datasets":
         lineage = queries.lineage(snap)
         ctx |= {"datasets": queries.freshness(snap), "lineage": lineage, "stale_hours": STALE_HOURS,

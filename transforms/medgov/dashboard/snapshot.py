@@ -16,11 +16,15 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from medgov.errors import MedgovError
+from medgov.quality.corrections import corrected_by
 from medgov.quality.results import reason_kind
+from medgov.spec.site import SiteConfig, load_site
 from medgov.storage.lake import Lake
+from medgov.storage.visible import read_visible
 
 # quarantine rows are many; only these columns are read for the counts (not the record)
-QUARANTINE_COUNT_COLUMNS = ["layer", "org_code", "batch_key", "table", "reasons"]
+QUARANTINE_COUNT_COLUMNS = ["layer", "org_code", "batch_key", "batch_id", "table", "record_id", "reasons"]
+HOLD_COLUMNS = ["org_code", "batch_key", "table", "reason", "status", "released_by"]
 
 
 @dataclass
@@ -38,9 +42,12 @@ class Dataset:
 @dataclass
 class Snapshot:
     lake: Lake
+    site: SiteConfig = field(default_factory=load_site)  # institution names come from its registry
     results: list[dict[str, Any]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # with `corrected_by` (None: still open)
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    lab_coding: list[dict[str, Any]] = field(default_factory=list)  # org_code, map_method, rows (visible lab results)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     batches: list[dict[str, Any]] = field(default_factory=list)
     datasets: list[Dataset] = field(default_factory=list)
@@ -101,18 +108,34 @@ def _data_docs(lake: Lake) -> dict[tuple[str, str, str], str]:
     return out
 
 
-def read(lake_dir: str | Path) -> Snapshot:
-    """Read what the dashboard needs from the lake at `lake_dir`."""
+def _lab_coding(lake: Lake) -> list[dict[str, Any]]:
+    """Visible lab results per institution and mapping method (how their LOINC code was found)."""
+    if not DeltaTable.is_deltatable(lake.silver("observation")):
+        return []
+    t = read_visible(lake, "silver", "observation", columns=["org_code", "category", "map_method"])
+    t = t.filter(pc.equal(t.column("category"), "laboratory"))
+    counts = t.group_by(["org_code", "map_method"]).aggregate([([], "count_all")]).to_pylist()
+    return [{"org_code": r["org_code"], "map_method": r["map_method"], "rows": r["count_all"]} for r in counts]
+
+
+def read(lake_dir: str | Path, site: SiteConfig | None = None) -> Snapshot:
+    """Read what the dashboard needs from the lake at `lake_dir` (institution names from `site`)."""
     lake = Lake.at(lake_dir)
     if lake.is_local and not Path(lake.root).is_dir():
         raise MedgovError(f"lake folder not found: {lake_dir}")
     if not DeltaTable.is_deltatable(lake.deliveries):
         raise MedgovError(f"{lake_dir} holds no medgov lake yet: run `medgov run` first")
+    quarantined = _rows(lake.quarantine, QUARANTINE_COUNT_COLUMNS)
+    for q, by in zip(quarantined, corrected_by(lake, quarantined)):
+        q["corrected_by"] = by
     return Snapshot(
         lake=lake,
+        site=site or load_site(),
         results=_rows(lake.quality_results),
         examples=_rows(lake.check_examples),
-        quarantine=_rows(lake.quarantine, QUARANTINE_COUNT_COLUMNS),
+        quarantine=quarantined,
+        holds=_rows(lake.holds, HOLD_COLUMNS),
+        lab_coding=_lab_coding(lake),
         deliveries=_rows(lake.deliveries),
         batches=_rows(lake.batches),
         datasets=_datasets(lake),

@@ -50,18 +50,22 @@ def _lineage(batch: BatchRef, file: str, ingested_at: datetime) -> dict[str, obj
             "_ingested_at": ingested_at}
 
 
-def read_batch(batch: BatchRef, landed: Landed, ingested_at: datetime) -> tuple[dict[str, pa.Table], list[str]]:
+def read_batch(batch: BatchRef, landed: Landed, ingested_at: datetime, expected_encoding: str | None = None
+               ) -> tuple[dict[str, pa.Table], list[str]]:
     """Verify one batch read from the landing zone and parse its files; raises BatchRejected
     with the reason.
 
     Returns the tables and the notes a steward should see (detected encodings, ignored or
-    absent columns): deviations absorbed, never silently.
+    absent columns, an encoding other than the one the institution registry expects):
+    deviations absorbed, never silently.
     """
     manifest = parse_manifest(batch, landed.files[MANIFEST])
     contents = check_files(landed, manifest)
     tables: dict[str, pa.Table] = {}
     notes: list[str] = []
     for f in manifest.files:
+        if expected_encoding and f.encoding and f.encoding.replace("-sig", "") != expected_encoding.lower():
+            notes.append(f"{f.name} declares {f.encoding}; the institution registry expects {expected_encoding}")
         text, note = decode(contents[f.name], f.encoding, f.name)
         t, file_notes = parse(text, f.name, contract(f.table), f.rows)
         notes += ([note] if note else []) + file_notes
@@ -126,7 +130,8 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
         ctx.progress(f"ingest {ref.key}")
         row["fingerprint"] = fp
         try:
-            tables, notes = read_batch(ref, landed, received)
+            registered = ctx.config.institutions.get(ref.org_code)
+            tables, notes = read_batch(ref, landed, received, registered.encoding if registered else None)
         except BatchRejected as exc:
             result.rejected[ref.key] = str(exc)
             deliveries.append({**row, "status": DeliveryStatus.REJECTED, "reason": str(exc)})
@@ -158,7 +163,7 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
     # its bronze tables change, and reappears whole when this commit's twin below marks it `bronze`.
     control.set_batches(ctx.lake, [_batch_row(ctx, k, fingerprints[k], parsed[k], BatchStage.RECEIVING)
                                    for k in keys])
-    with stage_run(ctx.lake, STAGE.job, ctx.parent) as run:
+    with stage_run(ctx.lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         # each institution's landing folder is a source: its feed, whatever batches it held
         run.inputs += [DatasetInfo(str((landing / org).resolve())) for org in sorted({k.split("/", 1)[0] for k in keys})]
         quarantine_frames = []

@@ -105,7 +105,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     lake, store = ctx.lake, ctx.store
     scope = sql_in(BATCH_COLUMN["bronze"], keys)
     xref_uri = lake.silver(PATIENT_XREF)
-    with stage_run(lake, STAGE.job, ctx.parent) as run:
+    with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         quarantine_parts: list[DataFrame] = []
         built_frames: list[DataFrame] = []  # cached until the quarantine, built from them, is written
         checks: list[dict] = []
@@ -188,11 +188,12 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             frame.unpersist()
         results.write(lake, checks, keys, layers=("normalize",))
         faults.point("normalize.before_bookkeeping")
-        control.advance(lake, taken, BatchStage.SILVER, ctx.run_id, only_from=STAGE.takes)
-        # a later delivery may bring what a blocked batch's rows were waiting for: its
-        # institution's blocked batches go back through the gate (README, Holds and release)
+        # A later delivery may bring what a blocked batch's rows were waiting for: its
+        # institution's blocked batches go back through the gate (README, Holds and release).
+        # Before this run's batches are marked: a crash in between repeats both.
         orgs = {k.split("/", 1)[0] for k in keys}
         blocked = [b["batch_key"] for b in control.in_stage(lake, BatchStage.BLOCKED) if b["org_code"] in orgs]
         result.regated = control.requeue(lake, blocked, BatchStage.SILVER, ctx.run_id)
+        control.advance(lake, taken, BatchStage.SILVER, ctx.run_id, only_from=STAGE.takes)
     ctx.progress(f"silver done (pseudonym key version {key_fingerprint(key)})")
     return result

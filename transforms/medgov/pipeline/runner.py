@@ -76,19 +76,27 @@ def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[
     return done
 
 
+def check_revalidatable(lake: Lake, keys: list[str]) -> None:
+    """Raise the one-line reason why these batches cannot go through the gate again (no lake,
+    an unknown batch, one not yet through normalize). Starts no Spark."""
+    if lake.is_local and not Path(lake.root).is_dir():
+        raise MedgovError(f"lake folder not found: {lake.root}")
+    current = control.batches(lake)
+    unknown = [k for k in keys if k not in current]
+    if unknown:
+        raise MedgovError(f"no batch {unknown[0]} in {lake.root} (batch keys are ORG/BATCH_ID)")
+    early = [k for k in keys if current[k]["stage"] not in control.REQUEUEABLE]
+    if early:
+        raise MedgovError(f"batch {early[0]} is {current[early[0]]['stage']}: it reaches the gate on its own")
+
+
 def revalidate(ctx: Context, keys: list[str]) -> dict[str, Any]:
     """Send batches back through the quality gate (after a configuration change: thresholds,
     concept maps) and publish what passes; the validate and publish results by name."""
     from medgov.spec.lifecycle import BatchStage
 
     load_key()
-    current = control.batches(ctx.lake)
-    unknown = [k for k in keys if k not in current]
-    if unknown:
-        raise MedgovError(f"no batch {unknown[0]} in {ctx.lake.root} (batch keys are ORG/BATCH_ID)")
-    early = [k for k in keys if current[k]["stage"] not in control.REQUEUEABLE]
-    if early:
-        raise MedgovError(f"batch {early[0]} is {current[early[0]]['stage']}: it reaches the gate on its own")
+    check_revalidatable(ctx.lake, keys)
     moved = control.requeue(ctx.lake, keys, BatchStage.SILVER, ctx.run_id)
     if len(moved) != len(keys):
         raise MedgovError("another run moved these batches meanwhile; try again")

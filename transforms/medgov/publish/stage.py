@@ -8,7 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
 from medgov.publish import ckd_registry
-from medgov.quality.holds import releasable
+from medgov.quality.holds import parents_in_quarantine, releasable
 from medgov.spec.datasets import column_metadata, dataset
 from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, silver_table
@@ -52,13 +52,15 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     definition = dataset("ckd_registry")
     silver = {t: lake.silver(t) for t in ("observation", "condition", "patient")}
     uri = lake.gold(definition["name"])
-    with stage_run(lake, STAGE.job, ctx.parent) as run:
+    with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         ctx.progress(f"gold {definition['name']}")
         patients = _silver_or_empty(ctx, "patient", None)
         encounters = _silver_or_empty(ctx, "encounter", None)
         # held rows (patient or visit quarantined or not yet delivered) stay out until released
-        obs = releasable(_silver_or_empty(ctx, "observation", scope), patients, encounters)
-        cond = releasable(_silver_or_empty(ctx, "condition", scope), patients, encounters)
+        optional = ctx.config.visits_optional()
+        quarantine = parents_in_quarantine(ctx) if optional else None  # only to tell which visits hold
+        obs = releasable(_silver_or_empty(ctx, "observation", scope), patients, encounters, optional, quarantine)
+        cond = releasable(_silver_or_empty(ctx, "condition", scope), patients, encounters, optional, quarantine)
         registry = ckd_registry.build(obs, cond, patients, definition, ctx.run_id).cache()
         n = registry.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
         faults.point("publish.merge")

@@ -8,6 +8,7 @@ quality result or Data Docs page can reveal one.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import logging
 import os
 from datetime import datetime
@@ -26,6 +27,7 @@ from pyspark.sql import DataFrame
 from medgov.quality.outcomes import Outcome
 from medgov.quality.results import result_row
 from medgov.spec.checks import Check, column_of, suite_checks
+from medgov.spec.site import SiteConfig
 from medgov.storage.lake import Lake
 
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
@@ -51,6 +53,8 @@ def _batch_copy(whole_result: Any, check: Check, outcome: Outcome) -> Any:
     numbers = outcome.result()
     r.result = {**(r.result or {}), **numbers}
     r.success = outcome.success(check.threshold)
+    if r.expectation_config is not None and ("mostly" in r.expectation_config.kwargs or check.threshold < 1):
+        r.expectation_config.kwargs["mostly"] = check.threshold  # an institution's override shows on its page
     return r
 
 
@@ -106,7 +110,7 @@ class QualityRunner:
                       run_id=RunIdentifier(run_name=run_name, run_time=run_time))
 
     def batch_results(self, name: str, whole: Any, outcomes: dict[str, list[Outcome]], run_id: str,
-                      at: datetime) -> list[dict[str, Any]]:
+                      at: datetime, site: SiteConfig | None = None) -> list[dict[str, Any]]:
         """Each batch's result rows from one run over all batches (`whole`) and the per-batch
         `outcomes` of its checks (in the suite's order), and each batch's GX validation result
         stored as GX would have stored a run on that batch alone, so Data Docs keep a page per
@@ -120,7 +124,10 @@ class QualityRunner:
             result = copy.deepcopy(whole)
             run = RunIdentifier(run_name=_run_name(batch_key, run_id), run_time=at)
             evaluated = []
-            for check, outcome in zip(checks, per_check):
+            org = batch_key.split("/", 1)[0]
+            for declared, outcome in zip(checks, per_check):
+                check = declared if site is None else replace(
+                    declared, threshold=site.threshold(org, name, declared.column, declared.threshold))
                 gx_result = _batch_copy(by_check[(check.expectation, check.column)], check, outcome)
                 evaluated.append(gx_result)
                 failed = bool(gx_result.exception_info and gx_result.exception_info.get("raised_exception"))

@@ -14,7 +14,7 @@ publish filters by it. `record` keeps `quality/holds` up to date.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -53,10 +53,11 @@ def quarantined_parents(quarantine: DataFrame | None, parent: str) -> DataFrame 
                     F.split(F.col("reasons").getItem(0), ": ").getItem(0).alias(f"_qr_{parent}")))
 
 
-def _link(df: DataFrame, parent: str, ref: str, present: DataFrame | None, quarantined: DataFrame | None
-          ) -> DataFrame:
+def _link(df: DataFrame, parent: str, ref: str, present: DataFrame | None, quarantined: DataFrame | None,
+          optional: Sequence[str] = ()) -> DataFrame:
     """Add `<parent>_link` (present | quarantined | not delivered; null without a reference)
-    and `_<parent>_reason` (the hold's reason, null unless held)."""
+    and `_<parent>_reason` (the hold's reason, null unless held; never for a parent not
+    delivered to an institution in `optional`)."""
     if present is not None:
         ids = present.select(F.col("id").alias(f"_p_{parent}")).distinct()
         df = df.join(ids, df[ref] == ids[f"_p_{parent}"], "left")
@@ -73,21 +74,24 @@ def _link(df: DataFrame, parent: str, ref: str, present: DataFrame | None, quara
                                                     F.lit(" line "), F.col(f"_ql_{parent}").cast("string"),
                                                     F.lit(": "), F.coalesce(F.col(f"_qr_{parent}"), F.lit("?")),
                                                     F.lit(")")))
-              .when(link == NOT_DELIVERED, F.lit(f"held: {parent} not yet delivered")))
+              .when((link == NOT_DELIVERED) & ~F.col("org_code").isin(list(optional)),
+                    F.lit(f"held: {parent} not yet delivered")))
     return (df.withColumn(f"{parent}_link", link).withColumn(f"_{parent}_reason", reason)
             .drop(f"_p_{parent}", f"_q_{parent}", f"_qf_{parent}", f"_ql_{parent}", f"_qr_{parent}"))
 
 
 def with_links(df: DataFrame, patients: DataFrame | None, encounters: DataFrame | None,
-               quarantine: DataFrame | None = None) -> DataFrame:
+               quarantine: DataFrame | None = None, visits_optional: Sequence[str] = ()) -> DataFrame:
     """Silver rows (not patients) with `patient_link`, `visit_link` (rows that name a visit),
     `hold_reason` (null when the row may publish), `hold_parent` and `hold_parent_key` (what
     it waits for). `quarantine` (the quarantine table) tells a quarantined parent from one
-    not yet delivered; without it every missing parent reads as not yet delivered."""
+    not yet delivered; without it every missing parent reads as not yet delivered. Rows of
+    the institutions in `visits_optional` are not held for a visit never delivered."""
     df = _link(df, "patient", "patient_key", patients, quarantined_parents(quarantine, "patient"))
     visit = "encounter_id" in df.columns
     if visit:
-        df = _link(df, "visit", "encounter_id", encounters, quarantined_parents(quarantine, "visit"))
+        df = _link(df, "visit", "encounter_id", encounters, quarantined_parents(quarantine, "visit"),
+                   visits_optional)
     else:
         df = df.withColumn("visit_link", F.lit(None).cast("string")).withColumn("_visit_reason", F.lit(None).cast("string"))
     patient_held = F.col("_patient_reason").isNotNull()
@@ -98,9 +102,20 @@ def with_links(df: DataFrame, patients: DataFrame | None, encounters: DataFrame 
             .drop("_patient_reason", "_visit_reason"))
 
 
-def releasable(df: DataFrame, patients: DataFrame | None, encounters: DataFrame | None) -> DataFrame:
-    """The rows of `df` that are not held (their patient, and their visit if they name one, are in silver)."""
-    linked = with_links(df, patients, encounters)
+def parents_in_quarantine(ctx: Context) -> DataFrame | None:
+    """The quarantine rows of patients and visits (cached): what explains a held row."""
+    if not ctx.store.exists(ctx.lake.quarantine):
+        return None
+    return ctx.store.read(ctx.lake.quarantine, "`table` IN ('patient', 'visit', 'encounter')").select(
+        "table", "record_id", "batch_id", "file", "line", "reasons").cache()
+
+
+def releasable(df: DataFrame, patients: DataFrame | None, encounters: DataFrame | None,
+               visits_optional: Sequence[str] = (), quarantine: DataFrame | None = None) -> DataFrame:
+    """The rows of `df` that are not held: their patient, and their visit if they name one,
+    are in silver (for the institutions in `visits_optional`, a visit never delivered does
+    not hold a row; one in `quarantine` does)."""
+    linked = with_links(df, patients, encounters, quarantine, visits_optional)
     return linked.where(F.col("hold_reason").isNull()).drop("patient_link", "visit_link", "hold_reason",
                                                            "hold_parent", "hold_parent_key")
 
@@ -151,11 +166,24 @@ class HoldCount:
     released: int = 0  # rows released by this look
 
 
-def _held_rows(linked: DataFrame, table: str) -> list[dict[str, Any]]:
-    cols = ["org_code", "batch_key", "batch_id", F.col("source_file").alias("file"),
-            F.col("source_line").alias("line"), F.col("id").alias("record_id"), F.col("hold_parent").alias("parent"),
-            F.col("hold_parent_key").alias("parent_key"), F.col("hold_reason").alias("reason")]
-    return [dict(r.asDict(), table=table) for r in linked.where(F.col("hold_reason").isNotNull()).select(*cols).collect()]
+def _scope_rows(ctx: Context, scope: list[str]) -> DataFrame | None:
+    """The key columns of every non-patient silver row of the batches `scope`, one frame with
+    the table's name (`encounter_id` null where a table names no visit)."""
+    parts = []
+    for table in (t.name for t in SILVER_RESOURCES if t.name != "patient"):
+        uri = ctx.lake.silver(table)
+        if not ctx.store.exists(uri):
+            continue
+        rows = ctx.store.read(uri, sql_in("batch_key", scope))
+        visit = F.col("encounter_id") if "encounter_id" in rows.columns else F.lit(None).cast("string")
+        parts.append(rows.select(F.lit(table).alias("table"), "id", "patient_key", "org_code", "batch_key", "batch_id",
+                                 "source_file", "source_line", visit.alias("encounter_id")))
+    if not parts:
+        return None
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out
 
 
 def _parent_batches(ctx: Context, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
@@ -174,7 +202,7 @@ def update(ctx: Context, keys: list[str], patients: DataFrame | None, encounters
            quarantine: DataFrame | None) -> HoldCount:
     """Record the holds of the batches `keys` and look again at every batch of their
     institutions that still holds rows: what is still held, and what a delivery released."""
-    lake, store = ctx.lake, ctx.store
+    lake = ctx.lake
     orgs = sorted({k.split("/", 1)[0] for k in keys})
     earlier = read(lake, orgs)
     scope = sorted(set(keys) | {r["batch_key"] for r in earlier if r["status"] == HELD})
@@ -184,17 +212,21 @@ def update(ctx: Context, keys: list[str], patients: DataFrame | None, encounters
         was_held.setdefault(r["table"], []).append(r["record_id"])
     now_held: list[dict[str, Any]] = []
     still_there: set[tuple[str, str]] = set()
-    for table in (t.name for t in SILVER_RESOURCES if t.name != "patient"):
-        uri = lake.silver(table)
-        if not store.exists(uri):
-            continue
-        rows = store.read(uri, sql_in("batch_key", scope))
-        wanted = ["id", "patient_key", "org_code", "batch_key", "batch_id", "source_file", "source_line"]
-        rows = rows.select(*wanted, *(["encounter_id"] if "encounter_id" in rows.columns else []))
-        now_held += _held_rows(with_links(rows, patients, encounters, quarantine), table)
-        if was_held.get(table):
-            found = rows.where(F.col("id").isin(was_held[table])).select("id").collect()
-            still_there |= {(table, r["id"]) for r in found}
+    rows = _scope_rows(ctx, scope)
+    if rows is not None:
+        # one job: the rows held now, and which rows held before are still delivered
+        linked = with_links(rows, patients, encounters, quarantine, ctx.config.visits_optional())
+        known = F.lit(False)
+        for table, ids in was_held.items():
+            known = known | ((F.col("table") == table) & F.col("id").isin(ids))
+        picked = linked.where(F.col("hold_reason").isNotNull() | known).select(
+            "table", "org_code", "batch_key", "batch_id", F.col("source_file").alias("file"),
+            F.col("source_line").alias("line"), F.col("id").alias("record_id"), F.col("hold_parent").alias("parent"),
+            F.col("hold_parent_key").alias("parent_key"), F.col("hold_reason").alias("reason")).collect()
+        for r in picked:
+            still_there.add((r["table"], r["record_id"]))
+            if r["reason"] is not None:
+                now_held.append(r.asDict())
     held_now = {(r["table"], r["record_id"]) for r in now_held}
     waiting: dict[str, set[str]] = {}
     for r in previous:

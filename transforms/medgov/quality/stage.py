@@ -91,7 +91,7 @@ def _validate_batches(ctx: Context, runner: QualityRunner, suite: str, view: Dat
     if outcomes:  # none of these batches delivered this table: nothing to check
         at = datetime.now(timezone.utc)
         whole = runner.run_suite(suite, view, all_batches_run_name(ctx.run_id), at)
-        rows = runner.batch_results(suite, whole, outcomes, ctx.run_id, at)
+        rows = runner.batch_results(suite, whole, outcomes, ctx.run_id, at, ctx.config)
         found = _failing_examples(view, suite, key_col, rows, locator)
     view.unpersist()
     return rows, found
@@ -119,15 +119,8 @@ def _bronze_view(ctx: Context, uri: str, table: str, keys: list[str], key: bytes
 def _silver_view(ctx: Context, uri: str, table: str, keys: list[str], patients, encounters, quarantine
                  ) -> DataFrame:
     return silver_view(ctx.store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)), table, patients, encounters,
-                       quarantine)
+                       quarantine, ctx.config.visits_optional())
 
-
-def _parents_quarantined(ctx: Context) -> DataFrame | None:
-    """The quarantine rows of patients and visits: what explains a held row."""
-    if not ctx.store.exists(ctx.lake.quarantine):
-        return None
-    return ctx.store.read(ctx.lake.quarantine, "`table` IN ('patient', 'visit', 'encounter')").select(
-        "table", "record_id", "batch_id", "file", "line", "reasons").cache()
 
 
 def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
@@ -142,7 +135,7 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
     runner = QualityRunner(lake)
     rows: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
-    with stage_run(lake, STAGE.job, ctx.parent) as run:
+    with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         suites: list[_Suite] = []
         for table in BRONZE_TABLES:
             uri = lake.bronze(table)
@@ -154,7 +147,7 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         silver = {t: lake.silver(t) for t in SILVER_TABLES}
         patients = store.read(silver["patient"]) if store.exists(silver["patient"]) else None
         encounters = store.read(silver["encounter"]) if store.exists(silver["encounter"]) else None
-        quarantine = _parents_quarantined(ctx)
+        quarantine = holds.parents_in_quarantine(ctx)
         for table in SILVER_TABLES:
             if table != PATIENT_XREF and store.exists(silver[table]):
                 suites.append(_Suite(f"silver.{table}", silver[table], BATCH_COLUMN["silver"],
@@ -176,6 +169,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
         ctx.progress("holds")
         count = holds.update(ctx, keys, patients, encounters, quarantine)
         result.held, result.released = count.held, count.released
+        run.outputs.append(DatasetInfo(lake.holds, [(f.name, str(f.type)) for f in holds.HOLDS_SCHEMA],
+                                       rows=count.held))
         if quarantine is not None:
             quarantine.unpersist()
         results.write_examples(lake, found, keys, layers=("bronze", "silver"))

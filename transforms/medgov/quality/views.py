@@ -6,6 +6,8 @@ Pure DataFrame -> DataFrame transforms.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -49,13 +51,13 @@ def bronze_view(df: DataFrame, contract: Contract, key: bytes, keyed: bool = Tru
 
 
 def silver_view(df: DataFrame, table: str, patients: DataFrame | None, encounters: DataFrame | None,
-                quarantine: DataFrame | None = None) -> DataFrame:
+                quarantine: DataFrame | None = None, visits_optional: Sequence[str] = ()) -> DataFrame:
     """Silver rows with referential-integrity (`holds.with_links`: present, quarantined or not
     yet delivered, and the hold's reason), temporal and per-concept columns; no resource JSON."""
     df = df.drop("resource_json")
     if table == "patient":
         return df.withColumn("age_years", _age_years("birth_date", F.current_date()))
-    df = with_links(df, patients, encounters, quarantine).withColumn("held", F.col("hold_reason").isNotNull())
+    df = with_links(df, patients, encounters, quarantine, visits_optional).withColumn("held", F.col("hold_reason").isNotNull())
     if patients is not None:
         p = patients.select(F.col("id").alias("_pid"), F.col("birth_date").alias("_birth"))
         df = df.join(p, df["patient_key"] == p["_pid"], "left").drop("_pid")

@@ -51,6 +51,7 @@ class Check:
     description: str
     engine: str  # "gx" | "medgov"
     shown: tuple[str, ...] = ()  # columns a failing row's example shows beside the checked ones
+    description_zh: str | None = None  # the description for the stewards, in Chinese
     kwargs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -77,7 +78,7 @@ def _checks_of(name: str, doc: dict[str, Any]) -> list[Check]:
                 column=column_of(kwargs), category=meta["category"], context=meta.get("context", "verification"),
                 severity=meta.get("severity", "warning"), threshold=float(kwargs.get("mostly", 1.0)),
                 description=meta["description"], engine=doc.get("engine", "gx"),
-                shown=tuple(meta.get("show", ())), kwargs=kwargs))
+                shown=tuple(meta.get("show", ())), description_zh=meta.get("description_zh"), kwargs=kwargs))
     return out
 
 

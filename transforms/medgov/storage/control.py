@@ -5,7 +5,9 @@ crash leaves work to redo, never work recorded as done that is not:
 - `deliveries`: append-only log of every delivery attempt (accepted, rejected or deferred);
 - `batches`: one row per accepted batch with its current stage (`BatchStage`);
 - `terminology`: append-only log of the concept-map versions applied to silver, with the
-  batches each one sent back to normalize.
+  batches each one sent back to normalize;
+- `runs`: append-only log of the stage runs that did work (keyed by their lineage run id),
+  with the site configuration each ran under.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ TERMINOLOGY_SCHEMA = pa.schema([
     ("version", pa.string()), ("applied_at", pa.timestamp("us", "UTC")), ("run_id", pa.string()),
     ("requeued", pa.list_(pa.string())),
 ])
+RUN_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("stage", pa.string()), ("config_version", pa.string()),
+    ("started_at", pa.timestamp("us", "UTC")), ("seconds", pa.float64()),
+])
 # the stages a batch may be sent back from to be normalized again (not one being ingested)
 REQUEUEABLE = (BatchStage.SILVER, BatchStage.VALIDATED, BatchStage.BLOCKED, BatchStage.PUBLISHED)
 
@@ -48,7 +54,10 @@ def now() -> datetime:
 def _read(uri: str) -> list[dict[str, Any]]:
     if not DeltaTable.is_deltatable(uri):
         return []
-    return DeltaTable(uri).to_pyarrow_table().to_pylist()
+    # In the calling thread: the control tables are small, and a process that exits right
+    # after a threaded delta-rs scan may abort in Arrow's teardown (delta-rs #2184, arrow
+    # #34314) - a CLI refusing a batch would exit 134 instead of 1.
+    return DeltaTable(uri).to_pyarrow_dataset().to_table(use_threads=False).to_pylist()
 
 
 def last_deliveries(lake: Lake) -> dict[str, dict[str, Any]]:
@@ -120,6 +129,19 @@ def record_terminology(lake: Lake, version: str, run_id: str, requeued: list[str
     data = pa.Table.from_pylist([{"version": version, "applied_at": now(), "run_id": run_id, "requeued": requeued}],
                                 TERMINOLOGY_SCHEMA)
     retry_commit(lambda: write_deltalake(lake.table("control", "terminology"), data, mode="append"))
+
+
+def record_run(lake: Lake, run_id: str, stage: str, config_version: str, started_at: datetime,
+               seconds: float) -> None:
+    """Log one stage run and the site configuration it ran under."""
+    data = pa.Table.from_pylist([{"run_id": run_id, "stage": stage, "config_version": config_version,
+                                  "started_at": started_at, "seconds": seconds}], RUN_SCHEMA)
+    retry_commit(lambda: write_deltalake(lake.table("control", "runs"), data, mode="append"))
+
+
+def runs(lake: Lake) -> list[dict[str, Any]]:
+    """The stage runs logged, oldest first."""
+    return sorted(_read(lake.table("control", "runs")), key=lambda r: r["started_at"])
 
 
 def requeue(lake: Lake, keys: list[str], stage: BatchStage, run_id: str) -> list[str]:

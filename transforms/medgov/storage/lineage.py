@@ -9,6 +9,7 @@ Facets carry column names, counts and check outcomes only — never data values.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import attr
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.generated.base import DatasetFacet
+from openlineage.client.generated.base import DatasetFacet, RunFacet
 from openlineage.client.generated import (
     column_lineage_dataset,
     data_quality_assertions_dataset,
@@ -31,6 +32,7 @@ from openlineage.client.generated import (
 )
 from openlineage.client.transport.file import FileConfig, FileTransport
 
+from medgov.storage import control
 from medgov.storage.lake import Lake
 
 NAMESPACE = os.environ.get("MEDGOV_LINEAGE_NAMESPACE", "medgov")
@@ -49,6 +51,19 @@ class TerminologyFacet(DatasetFacet):
     @staticmethod
     def _get_schema() -> str:
         return f"{PRODUCER}/blob/main/schemas/facets/TerminologyFacet.json"
+
+
+@attr.define
+class SiteConfigFacet(RunFacet):
+    """medgov's run facet: which site configuration the stage ran under (the content hash of
+    the `--config` folder, `none` for the packaged defaults). Its schema is
+    `schemas/facets/SiteConfigFacet.json`."""
+
+    version: str
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{PRODUCER}/blob/main/schemas/facets/SiteConfigFacet.json"
 
 
 @dataclass(frozen=True)
@@ -124,8 +139,11 @@ class StageRun:
     outputs: list[DatasetInfo] = field(default_factory=list)
 
 
-def _event(state: RunState, job_name: str, run: StageRun, parent: ParentRun | None, error: str | None) -> RunEvent:
+def _event(state: RunState, job_name: str, run: StageRun, parent: ParentRun | None, error: str | None,
+           site: str | None = None) -> RunEvent:
     run_facets: dict[str, Any] = {}
+    if site is not None:
+        run_facets["medgov_site"] = SiteConfigFacet(version=site)
     if parent:
         run_facets["parent"] = parent_run.ParentRunFacet(
             run=parent_run.Run(runId=parent.run_id),
@@ -147,17 +165,23 @@ def _event(state: RunState, job_name: str, run: StageRun, parent: ParentRun | No
 
 
 @contextmanager
-def stage_run(lake: Lake, job_name: str, parent: ParentRun | None = None) -> Iterator[StageRun]:
-    """Emit START now, COMPLETE with what the stage recorded, or FAIL with the error's one line."""
+def stage_run(lake: Lake, job_name: str, parent: ParentRun | None = None, site: str | None = None
+              ) -> Iterator[StageRun]:
+    """Emit START now, COMPLETE with what the stage recorded, or FAIL with the error's one
+    line; each with the site configuration's version when given, which a completed run also
+    logs in `control/runs`."""
     client = client_for(lake)
     run = StageRun(run_id=str(uuid.uuid7()) if hasattr(uuid, "uuid7") else _uuid7())
-    client.emit(_event(RunState.START, job_name, run, parent, None))
+    started, at = time.monotonic(), control.now()
+    client.emit(_event(RunState.START, job_name, run, parent, None, site))
     try:
         yield run
     except BaseException as exc:
-        client.emit(_event(RunState.FAIL, job_name, run, parent, f"{type(exc).__name__}: {str(exc)[:500]}"))
+        client.emit(_event(RunState.FAIL, job_name, run, parent, f"{type(exc).__name__}: {str(exc)[:500]}", site))
         raise
-    client.emit(_event(RunState.COMPLETE, job_name, run, parent, None))
+    client.emit(_event(RunState.COMPLETE, job_name, run, parent, None, site))
+    if site is not None:  # the run log, keyed like the lineage events: which settings the run had
+        control.record_run(lake, run.run_id, job_name.removeprefix("medgov."), site, at, time.monotonic() - started)
 
 
 def _uuid7() -> str:
