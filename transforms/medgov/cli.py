@@ -201,6 +201,58 @@ def terms_accept(org: str | None = typer.Argument(None, help="institution code")
     typer.echo(f"recorded {len(decisions)} decision(s) in {path}; the next `medgov run` recodes the results")
 
 
+view_app = typer.Typer(help="SQL on FHIR v2 ViewDefinitions: run one over the lake, or run the conformance suite.",
+                       no_args_is_help=True)
+app.add_typer(view_app, name="view")
+
+
+@view_app.command("run")
+def view_run(view: Path = typer.Argument(..., help="ViewDefinition (JSON)"),
+             lake: str = typer.Option(..., help="lake folder written by `medgov run`"),
+             table: str = typer.Option("", help="silver table holding the resources (default: the view's resource "
+                                                "type's table, e.g. silver/observation)"),
+             out: Path | None = typer.Option(None, help="write the rows here (a Delta table, or .parquet / .csv)"),
+             limit: int = typer.Option(20, min=0, help="rows shown on the terminal")) -> None:
+    """Run a ViewDefinition over the silver resources of the lake (complete batches only)."""
+    from medgov.views.definition import check, load
+
+    definition = load(view)
+    check(definition)
+    from medgov.views.lake import run_on_lake
+
+    rows, shown = run_on_lake(definition, lake, table or None, out, limit)
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{rows} rows" + (f" written to {out}" if out else ""))
+    for name in (shown[0].keys() if shown else []):
+        t.add_column(name, overflow="fold")
+    for r in shown:
+        t.add_row(*["" if v is None else str(v) for v in r.values()])
+    Console().print(t)
+
+
+@view_app.command("test")
+def view_test(suite: Path = typer.Argument(..., help="folder of SQL on FHIR v2 test files (*.json)"),
+              report: Path = typer.Option(Path("test_report.json"), help="the report, in the specification's format"),
+              rows: Path | None = typer.Option(None, help="write each test's rows to ROWS/<file>/<index>.json")) -> None:
+    """Run the SQL on FHIR v2 conformance suite; exit 1 when a shareable test fails."""
+    if not suite.is_dir():
+        raise MedgovError(f"suite folder not found: {suite}")
+    from medgov.storage.spark import get_spark
+    from medgov.views.conformance import run_suite
+
+    result = run_suite(get_spark("medgov-view-test"), suite, report, rows)
+    for tag in ("shareable", "experimental"):
+        if result.total[tag]:
+            typer.echo(f"{tag}: {result.passed[tag]}/{result.total[tag]} passed")
+    for line in result.failures:
+        typer.echo(f"  failed {line}")
+    typer.echo(f"report: {report}" + (f"; rows: {rows}" if rows else ""))
+    if result.passed["shareable"] < result.total["shareable"]:
+        raise typer.Exit(1)
+
+
 @app.command()
 def checks(output: str = typer.Option("table", "--format", help="table or json"),
            layer: str | None = typer.Option(None, help="only this layer (ingest, bronze, normalize, silver)")) -> None:
