@@ -58,21 +58,13 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
     from medgov.domain.pseudonym import load_key
     from medgov.pipeline.runner import preload, run_stages
     from medgov.spec.site import load_site
-    from medgov.storage.context import make_context
 
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
     site = load_site(config)
     load_key()
     preload()
-    started = time.monotonic()
-    with _stage_progress() as progress:
-        task = progress.add_task("starting Spark", total=None)
-        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
-        result = run_stages(ctx, landing)
-    _print_run(result)
-    typer.echo(f"done in {time.monotonic() - started:.1f} s")
-    ctx.spark.stop()
+    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing))
 
 
 @app.command()
@@ -85,18 +77,24 @@ def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgo
     from medgov.domain.pseudonym import load_key
     from medgov.pipeline.runner import check_revalidatable, preload, revalidate as again
     from medgov.spec.site import load_site
-    from medgov.storage.context import make_context
     from medgov.storage.lake import Lake
 
     site = load_site(config)
     load_key()
     check_revalidatable(Lake.at(lake), batch)  # before Spark starts: a wrong key is one line at once
     preload(["validate"])
+    _run_with_progress(lake, site, lambda ctx: again(ctx, batch))
+
+
+def _run_with_progress(lake: str, site, stages) -> None:  # type: ignore[no-untyped-def]
+    """Start Spark with a progress line, run `stages(ctx)`, print what each stage did."""
+    from medgov.storage.context import make_context
+
     started = time.monotonic()
     with _stage_progress() as progress:
         task = progress.add_task("starting Spark", total=None)
         ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
-        result = again(ctx, batch)
+        result = stages(ctx)
     _print_run(result)
     typer.echo(f"done in {time.monotonic() - started:.1f} s")
     ctx.spark.stop()

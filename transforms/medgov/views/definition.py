@@ -78,7 +78,7 @@ def columns_of(select: dict[str, Any]) -> list[str]:
     """The column names `select` produces, in the order of the view's rows: its own columns,
     then its nested selects', then its unionAll's (whose branches must agree)."""
     unknown = set(select) - _SELECT_KEYS - {"description"}
-    if unknown and "select" not in unknown:
+    if unknown:
         raise ViewError(f"unknown select element(s): {', '.join(sorted(unknown))}")
     for key in ("forEach", "forEachOrNull"):
         if key in select and not isinstance(select[key], str):

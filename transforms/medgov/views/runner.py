@@ -50,8 +50,7 @@ def _names(s: Column, names: list[str]) -> list[tuple[str, Column]]:
 class _Rows:
     """Compiles the view's select tree into one array<struct> expression per resource."""
 
-    def __init__(self, view: dict[str, Any], env: Env) -> None:
-        self.view = view
+    def __init__(self, env: Env) -> None:
         self.env = env
 
     def rows(self, select: dict[str, Any], focus: Column, index: Column | None) -> tuple[Column, list[str]]:
@@ -154,7 +153,7 @@ def run_view(view: dict[str, Any], resources: DataFrame, column: str = "resource
             (F.size(x) == 1) & (kind(first(x)) == "b"), F.try_variant_get(first(x), "$", "boolean")).otherwise(
             not_boolean.cast("boolean")))
         src = src.where(ok)
-    rows, names = _Rows(view, env).rows({"select": view["select"]}, resource, None)
+    rows, names = _Rows(env).rows({"select": view["select"]}, resource, None)
     return src.select(F.inline(rows)).select(*[F.col(f"`{n}`") for n in names])
 
 
