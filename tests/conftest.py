@@ -76,6 +76,23 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory):
+    """A Spark Connect server for this test worker (`medgov spark-server`'s server): chains of
+    `medgov` processes attach to it with SPARK_REMOTE instead of each starting a JVM."""
+    import socket
+
+    from medgov.storage import connect_server as server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    proc = server.start(port, memory="3g", log=log)
+    yield f"sc://127.0.0.1:{port}"
+    server.stop(proc)
+
+
 @dataclass
 class DemoRun:
     landing: Path
@@ -272,15 +289,16 @@ class CliRuns:
 
 
 @pytest.fixture(scope="session")
-def two_cli_runs(one_org, tmp_path_factory) -> CliRuns:
-    """Two `medgov run` processes started together on one_org's landing zone and a new lake:
-    the concurrency test's runs, and the CLI's output for the output tests."""
+def two_cli_runs(one_org, connect_server, tmp_path_factory) -> CliRuns:
+    """Two `medgov run` processes started together on one_org's landing zone and a new lake,
+    sharing a Spark Connect server: the concurrency test's runs, and the CLI's output for the
+    output tests."""
     import subprocess
     import sys
 
     lake = tmp_path_factory.mktemp("two_cli_runs") / "lake"
     args = [sys.executable, "-m", "medgov.cli", "run", "--landing", str(one_org.landing), "--lake", str(lake)]
-    env = {**os.environ, "COLUMNS": "250"}
+    env = {**os.environ, "COLUMNS": "250", "SPARK_REMOTE": connect_server}
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for _ in range(2)]
     outputs = []

@@ -111,9 +111,10 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.mark.airflow
 @pytest.mark.system
-def test_ready_flag_leads_to_published_dataset(tmp_path):
+def test_ready_flag_leads_to_published_dataset(tmp_path, connect_server):
     """airflow standalone (scheduler, triggerer, DAG processor, API server): flag -> the four
-    asset-chained DAGs, each task in its own process -> gold. Each stage run names its Airflow
+    asset-chained DAGs, each task in its own process attached to one Spark Connect server
+    (SPARK_REMOTE, as infra/ deploys it) -> gold. Each stage run names its Airflow
     task run as OpenLineage parent, and nothing the tasks logged identifies a person."""
     from medgov.sample.generate import generate
     from medgov.storage import control
@@ -127,7 +128,7 @@ def test_ready_flag_leads_to_published_dataset(tmp_path):
                       AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{api}/execution/",
                       AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(worker_log),
                       AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(trigger_log),
-                      AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5")
+                      AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5", SPARK_REMOTE=connect_server)
     log_path = tmp_path / "standalone.log"
     log = open(log_path, "w")
     proc = subprocess.Popen([str(BIN / "airflow"), "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT,

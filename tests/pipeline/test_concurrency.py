@@ -4,6 +4,7 @@ the stage locks are tested in tests/storage.)"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,10 +38,10 @@ def _as_second_institution(landing: Path, org: str, out: Path, new_org: str = "S
 
 
 @pytest.mark.system
-def test_ingest_of_one_institution_beside_publish_of_another(one_org, spark, tmp_path):
+def test_ingest_of_one_institution_beside_publish_of_another(one_org, spark, connect_server, tmp_path):
     """What overlapping Airflow DAG runs do: two stages in separate processes at once, one
     publishing an institution while the other ingests another (the stages before and after
-    run in this process)."""
+    run in this process). The two processes share a Spark Connect server, as Airflow tasks do."""
     from medgov.pipeline.runner import run_stages
     from medgov.storage import control
     from medgov.storage.context import make_context
@@ -53,8 +54,9 @@ def test_ingest_of_one_institution_beside_publish_of_another(one_org, spark, tmp
     run_stages(make_context(str(lake)), one_org.landing, ["ingest", "normalize", "validate"])
     stage = [sys.executable, "-c", "import sys; from medgov.pipeline.runner import run_stage; "
              "run_stage(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)"]
-    publish = subprocess.Popen([*stage, "publish", str(lake)], stderr=subprocess.PIPE, text=True)
-    ingest = subprocess.Popen([*stage, "ingest", str(lake), str(second)], stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "SPARK_REMOTE": connect_server}
+    publish = subprocess.Popen([*stage, "publish", str(lake)], stderr=subprocess.PIPE, text=True, env=env)
+    ingest = subprocess.Popen([*stage, "ingest", str(lake), str(second)], stderr=subprocess.PIPE, text=True, env=env)
     for p in (publish, ingest):
         _, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-1500:]

