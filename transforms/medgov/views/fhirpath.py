@@ -1,5 +1,5 @@
-"""FHIRPath, compiled to Spark: every expression becomes a Column holding its collection as
-`array<variant>`, evaluated in the executors with no Python call per resource.
+"""FHIRPath, compiled to Spark SQL: every expression becomes an expression holding its
+collection as `array<variant>`, evaluated in the executors with no Python call per resource.
 
 The expression is parsed by fhirpathpy's grammar (the official ANTLR one); the tree is then
 compiled here. A collection is an array of VARIANT values (FHIR JSON parsed with
@@ -12,12 +12,12 @@ with the expression and the reason, never guessed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-
+from medgov.views import sql as F
 from medgov.views.definition import ViewError
+from medgov.views.sql import E as Column
 
 Coll = Column  # array<variant>
 NUMERIC = ("BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT", "DECIMAL")
@@ -36,10 +36,17 @@ class Env:
 
 def parse(expression: str) -> dict[str, Any]:
     """The fhirpathpy parse tree of `expression`; ViewError with the reason when it is not FHIRPath."""
-    from fhirpathpy.parser import parse as fhirpath_parse
-
     if not isinstance(expression, str) or not expression.strip():
         raise ViewError(f"not a FHIRPath expression: {expression!r}")
+    return _parse(expression)
+
+
+@lru_cache(maxsize=4096)
+def _parse(expression: str) -> dict[str, Any]:
+    """Parsed once per process: the ANTLR parser is the slow part of compiling a view (the
+    tree is only read, never changed)."""
+    from fhirpathpy.parser import parse as fhirpath_parse
+
     try:
         return fhirpath_parse(expression)
     except Exception as exc:  # the ANTLR lexer and parser raise their own types
@@ -377,8 +384,7 @@ def _equal(a: Coll, b: Coll) -> Column:
         numbers = (kind(x) == "n") & (kind(y) == "n")
         return F.when(numbers, as_double(x) == as_double(y)).otherwise(as_string(x) == as_string(y))
 
-    pairs = F.arrays_zip(a.alias("x"), b.alias("y"))
-    return (F.size(a) == F.size(b)) & F.forall(pairs, lambda p: item(p["x"], p["y"]))
+    return (F.size(a) == F.size(b)) & F.forall(F.zip_with(a, b, item), lambda same: same)
 
 
 def _string_literal(node: dict[str, Any]) -> str | None:

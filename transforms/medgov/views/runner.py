@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as PF
 
 from medgov.views import definition
+from medgov.views import sql as F
 from medgov.views.definition import ViewError, spark_type
 from medgov.views.fhirpath import Env, as_string, compile_path, empty, first, kind, let
+from medgov.views.sql import E as Column
+from medgov.views.sql import column as to_column
 
 
 def _value(c: Any, fhir_type: str | None, name: str, collection: bool) -> Column:
@@ -131,12 +134,15 @@ def _reorder(rows: Column, names: list[str], order: list[str]) -> Column:
     return F.transform(rows, lambda r: _struct([(n, r[n]) for n in order])) if names != order else rows
 
 
-def run_view(view: dict[str, Any], resources: DataFrame, column: str = "resource") -> DataFrame:
-    """The rows of `view` over the resources in `resources[column]` (JSON text or VARIANT)."""
+def run_view(view: dict[str, Any], resources: DataFrame, column: str = "resource",
+             keep: tuple[str, ...] = ()) -> DataFrame:
+    """The rows of `view` over the resources in `resources[column]` (JSON text or VARIANT);
+    columns named in `keep` (e.g. the silver row's `org_code`) are carried onto each row of
+    their resource, after the view's own columns."""
     definition.check(view)
-    src = resources.select(F.col(column).alias("_r"))
+    src = resources.select(PF.col(column).alias("_r"), *keep)
     if dict(src.dtypes)["_r"] == "string":
-        src = src.select(F.parse_json("_r").alias("_r"))
+        src = src.select(PF.parse_json("_r").alias("_r"), *keep)
     resource = F.col("_r")
     rtype = view["resource"]
     constants = {}
@@ -145,16 +151,19 @@ def run_view(view: dict[str, Any], resources: DataFrame, column: str = "resource
         lit = F.lit(value)
         constants[c["name"]] = lit if fhir_type not in ("decimal",) else F.lit(float(value))
     env = Env(resource, rtype, constants)
-    src = src.where(F.try_variant_get(resource, "$.resourceType", "string") == F.lit(rtype))
+    src = src.where(to_column(F.try_variant_get(resource, "$.resourceType", "string") == F.lit(rtype)))
     for w in view.get("where", []) or []:
         c = compile_path(w["path"], env, F.array(resource))
         not_boolean = F.raise_error(F.lit(f"where {w['path']!r}: the path is not boolean"))
         ok = let(c, lambda x: F.when(F.size(x) == 0, F.lit(False)).when(
             (F.size(x) == 1) & (kind(first(x)) == "b"), F.try_variant_get(first(x), "$", "boolean")).otherwise(
             not_boolean.cast("boolean")))
-        src = src.where(ok)
+        src = src.where(to_column(ok))
     rows, names = _Rows(env).rows({"select": view["select"]}, resource, None)
-    return src.select(F.inline(rows)).select(*[F.col(f"`{n}`") for n in names])
+    clash = set(keep) & set(names)
+    if clash:
+        raise ViewError(f"the view's column {sorted(clash)[0]} clashes with a carried column")
+    return src.select(PF.inline(to_column(rows)), *keep).select(*[PF.col(f"`{n}`") for n in [*names, *keep]])
 
 
 def column_types(view: dict[str, Any]) -> dict[str, str | None]:
