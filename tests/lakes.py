@@ -17,7 +17,7 @@ from medgov.spec.tables import BATCH_COLUMN, BRONZE_TABLES, SILVER_RESOURCES
 VOLATILE = {"run_id", "updated_run_id", "_ingested_at", "quarantined_at", "validated_at", "received_at", "held_at",
             "released_at"}
 # logs of the runs themselves: a crashed and resumed lake has more of them, by design
-RUN_LOGS = {"control/runs"}
+RUN_LOGS = {"control/runs", "control/published"}
 CONTROL_VOLATILE = {"updated_at", "applied_at"}
 SILVER = tuple(t.name for t in SILVER_RESOURCES)
 

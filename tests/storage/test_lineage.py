@@ -63,7 +63,10 @@ def test_gold_has_column_lineage_and_quality_assertions_are_attached(events):
     publish = [e for e in events if e["job"]["name"] == "medgov.publish" and e["eventType"] == "COMPLETE"]
     gold = [o for o in publish[-1]["outputs"] if o["name"].endswith("/gold/ckd_registry")][0]
     fields = gold["facets"]["columnLineage"]["fields"]
-    assert {i["field"] for i in fields["egfr"]["inputFields"]} >= {"value", "birth_date", "gender"}
+    # from the views' FHIRPaths over the silver resources
+    assert {i["field"] for i in fields["egfr"]["inputFields"]} >= {
+        "Observation.value.ofType(Quantity).value", "Patient.birthDate", "Patient.gender"}
+    assert {i["name"].rsplit("/", 1)[-1] for i in fields["egfr"]["inputFields"]} == {"observation", "patient"}
     assert {f["name"] for f in gold["facets"]["schema"]["fields"]} >= {"patient_key", "egfr", "g_stage"}
     validate = [e for e in events if e["job"]["name"] == "medgov.validate" and e["eventType"] == "COMPLETE"]
     assertions = [a for i in validate[-1]["inputs"] for a in i["facets"].get("dataQualityAssertions", {}).get("assertions", [])]

@@ -69,3 +69,18 @@ def test_view_test_writes_the_report_and_rows(tmp_path):
     assert [t["result"]["passed"] for t in report["mini.json"]["tests"]] == [True, True, False]
     assert json.loads((tmp_path / "rows" / "mini" / "0.json").read_text()) == [{"id": "p1", "family": "Li"}]
     assert "error" in json.loads((tmp_path / "rows" / "mini" / "1.json").read_text())
+
+
+def test_view_throughput_is_measured_against_fhirpathpy(demo, spark):
+    """The benchmark's measurement (`medgov view bench`), small: every resource goes through the
+    Spark runner, the sample through fhirpathpy, and both rates are per core."""
+    from medgov.bench.views import OBSERVATION_VIEW, view_throughput
+    from medgov.storage.table_store import DeltaRsStore
+
+    obs = DeltaRsStore(spark).read(str(demo.lake / "silver" / "observation")).select("resource_json")
+    r = view_throughput(spark, obs, count=3000, python_sample=200)
+    assert r["resources"] == 3000 and r["python_sample"] == 200 and r["columns"] == 15
+    assert len(OBSERVATION_VIEW["select"][0]["column"]) == 15
+    assert r["spark_per_core_per_s"] > 0 and r["python_per_core_per_s"] > 0
+    assert r["ratio"] == round(r["spark_per_core_per_s"] / r["python_per_core_per_s"], 1) or abs(
+        r["ratio"] - r["spark_per_core_per_s"] / r["python_per_core_per_s"]) < 0.06

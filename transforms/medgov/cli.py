@@ -113,7 +113,9 @@ def _print_run(result: dict) -> None:
         for k, fails in v.blocked.items():
             typer.echo(f"  blocked {k}: {'; '.join(fails[:3])}")
     for name, rows in (pub.rows.items() if pub is not None else ()):
-        typer.echo(f"publish: gold.{name} {rows} rows (Delta version {pub.versions[name]})")
+        scope = pub.recomputed.get(name, "all")
+        scope = "every person recomputed" if scope == "all" else f"{scope} recomputed"
+        typer.echo(f"publish: gold.{name} {rows} rows written ({scope}; Delta version {pub.versions[name]})")
 
 
 def _print_ingest(i) -> None:  # type: ignore[no-untyped-def]
@@ -230,6 +232,27 @@ def view_run(view: Path = typer.Argument(..., help="ViewDefinition (JSON)"),
     Console().print(t)
 
 
+@view_app.command("bench")
+def view_bench(lake: str = typer.Option(..., help="lake folder written by `medgov run` (its silver Observations)"),
+               count: int = typer.Option(1_000_000, min=1000, help="Observations to run the view over (repeated)"),
+               sample: int = typer.Option(5_000, min=100, help="resources evaluated row by row with fhirpathpy")
+               ) -> None:
+    """View throughput: a 15-column Observation view on Spark against fhirpathpy row by row."""
+    from medgov.bench.views import view_throughput
+    from medgov.storage.context import make_context
+    from medgov.storage.lake import Lake
+
+    ctx = make_context(Lake.at(lake))
+    uri = ctx.lake.silver("observation")
+    if not ctx.store.exists(uri):
+        raise MedgovError(f"no silver/observation in {lake}: run `medgov run` first")
+    r = view_throughput(ctx.spark, ctx.store.read(uri).select("resource_json"), count, sample)
+    typer.echo(f"view: {r['columns']} columns over {r['resources']:,} Observations in {r['spark_seconds']} s on "
+               f"{r['cores']} cores: {r['spark_per_core_per_s']:,} resources/s per core")
+    typer.echo(f"fhirpathpy row by row: {r['python_sample']:,} in {r['python_seconds']} s: "
+               f"{r['python_per_core_per_s']:,} resources/s per core; Spark runner {r['ratio']}x")
+
+
 @view_app.command("test")
 def view_test(suite: Path = typer.Argument(..., help="folder of SQL on FHIR v2 test files (*.json)"),
               report: Path = typer.Option(Path("test_report.json"), help="the report, in the specification's format"),
@@ -305,6 +328,26 @@ def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov
 
     typer.echo(f"dashboard: http://{host}:{port}/ (read-only view of {lake}; Ctrl-C stops)")
     serve(lake, host, port, lang, batches, site_config)
+
+
+@app.command("spark-server")
+def spark_server(port: int = typer.Option(15002, help="gRPC port the server listens on"),
+                 host: str = typer.Option("127.0.0.1", help="address to bind (keep it local, or put TLS in front)"),
+                 memory: str = typer.Option("4g", help="the server's JVM heap")) -> None:
+    """Run a Spark Connect server in the foreground: processes started with
+    SPARK_REMOTE=sc://HOST:PORT (Airflow tasks, repeated `medgov run`s) then share its warm JVM
+    instead of starting their own. Ctrl-C stops it."""
+    import subprocess
+
+    from medgov.storage import connect_server
+
+    typer.echo(f"spark-server: starting; clients set SPARK_REMOTE=sc://{host}:{port}", err=True)
+    try:
+        code = subprocess.call(connect_server.command(port, host, memory), env=connect_server.environment())
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise MedgovError(f"the Spark Connect server exited with code {code}")
 
 
 @app.command()

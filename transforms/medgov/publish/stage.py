@@ -1,30 +1,46 @@
-"""Stage 4, publish: curated gold datasets from silver batches that passed the quality gate."""
+"""Stage 4, publish: the curated datasets declared in `schemas/datasets/` from the silver
+batches that passed the gate, MERGEd into gold.
+
+Incremental: a dataset is recomputed only for the persons whose silver rows changed since it
+was last published (the rows of the batches being published, and every row in a silver file
+added or removed since the versions it last read) and MERGEd on its key; a person recomputed
+who no longer qualifies is deleted. A dataset whose definition changed, or whose last read
+versions are gone (vacuumed), is rebuilt over every person.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow.dataset as pds
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from medgov.publish import ckd_registry
+from medgov.publish.cohort import CARRIED, build, view_frames
 from medgov.quality.holds import parents_in_quarantine, releasable
-from medgov.spec.datasets import column_metadata, dataset
+from medgov.spec.datasets import Dataset, column_metadata, datasets
 from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, silver_table
 from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
+from medgov.views.lake import silver_table_of
 
 STAGE = stage("publish")
+# silver tables whose rows decide who is in a dataset (encounters: a visit that arrives releases
+# held rows, so its person is recomputed too)
+PERSON_TABLES = ("patient", "encounter", "observation", "condition", "medication_request")
 
 
 @dataclass
 class PublishResult:
     batches: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # dataset -> persons recomputed and written
     versions: dict[str, int | None] = field(default_factory=dict)
+    recomputed: dict[str, str] = field(default_factory=dict)  # dataset -> "all" or "<n> persons"
 
 
 def _silver_or_empty(ctx: Context, table: str, where: str | None) -> DataFrame:
@@ -35,45 +51,164 @@ def _silver_or_empty(ctx: Context, table: str, where: str | None) -> DataFrame:
     return ctx.spark.createDataFrame([], StructType.fromDDL(silver_table(table).ddl)).drop("error")
 
 
-def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
-    """Rebuild the CKD registry from every publishable batch; MERGE on the patient key.
+def _versions(ctx: Context) -> dict[str, int]:
+    return {t: v for t in PERSON_TABLES if (v := ctx.store.version(ctx.lake.silver(t))) is not None}
 
-    Runs when batches reached `validated` (default) — batches that are `blocked` stay out,
-    and so do held rows (`quality.holds`) until their patient or visit is in silver.
-    """
+
+def _changed_persons(ctx: Context, since: dict[str, int]) -> set[str] | None:
+    """Persons with a row in a silver file added or removed since the versions `since`; None
+    when those versions cannot be read any more (the caller then rebuilds everything)."""
+    persons: set[str] = set()
+    for t in PERSON_TABLES:
+        uri = ctx.lake.silver(t)
+        if not ctx.store.exists(uri):
+            continue
+        options = getattr(ctx.store, "storage_options", None)
+        now = DeltaTable(uri, storage_options=options)
+        old_version = since.get(t)
+        if old_version == now.version():
+            continue
+        try:
+            before = set(DeltaTable(uri, version=old_version, storage_options=options).file_uris()
+                         ) if old_version is not None else set()
+        except Exception:  # noqa: BLE001 - vacuumed or otherwise gone: no incremental path
+            return None
+        changed = sorted(before ^ set(now.file_uris()))
+        if changed:
+            column = "id" if t == "patient" else "patient_key"
+            keys = pds.dataset(changed, format="parquet").to_table(columns=[column], use_threads=False)
+            persons.update(k for k in keys.column(column).to_pylist() if k)
+    return persons
+
+
+def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
+    persons: set[str] = set()
+    where = sql_in(BATCH_COLUMN["silver"], keys)
+    for t in PERSON_TABLES:
+        frame = _silver_or_empty(ctx, t, where)
+        column = "id" if t == "patient" else "patient_key"
+        persons.update(r[0] for r in frame.select(column).distinct().collect() if r[0])
+    return persons
+
+
+def _resources(ctx: Context, scope: str, persons: DataFrame | None) -> dict[str, DataFrame]:
+    """Per FHIR resource type, the silver rows a dataset may use: resources of publishable
+    batches that are not held (patients: every one in silver), for `persons` only when given."""
+    patients = _silver_or_empty(ctx, "patient", None)
+    encounters = _silver_or_empty(ctx, "encounter", None)
+    optional = ctx.config.visits_optional()
+    quarantine = parents_in_quarantine(ctx) if optional else None  # only to tell which visits hold
+    out = {"Patient": patients.select(F.col("id").alias("patient_key"), "resource_json", *CARRIED)}
+    for table in ("observation", "condition", "medication_request"):
+        rows = releasable(_silver_or_empty(ctx, table, scope), patients, encounters, optional, quarantine)
+        out[silver_table(table).resource_type] = rows.select("patient_key", "resource_json", *CARRIED)
+    if persons is not None:
+        out = {k: v.join(persons, "patient_key", "left_semi") for k, v in out.items()}
+    return {k: v.drop("patient_key") for k, v in out.items()}
+
+
+def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
+    """Publish every declared dataset for the batches in `validated` (default): batches that
+    are `blocked` stay out, and so do held rows (`quality.holds`) until their patient or visit
+    is in silver."""
     taken = control.taken(ctx.lake, STAGE.takes, keys)
     keys = list(taken)
     result = PublishResult(batches=keys)
     if not keys:
         return result
-    lake, store = ctx.lake, ctx.store
+    lake = ctx.lake
     allowed = [k for k, b in control.batches(lake).items() if b["stage"] in PUBLISHABLE]
     scope = sql_in(BATCH_COLUMN["silver"], allowed)
-    definition = dataset("ckd_registry")
-    silver = {t: lake.silver(t) for t in ("observation", "condition", "patient")}
-    uri = lake.gold(definition["name"])
+    versions = _versions(ctx)
+    last = control.last_published(lake)
+    batch_persons = _persons_of_batches(ctx, keys)
     with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
-        ctx.progress(f"gold {definition['name']}")
-        patients = _silver_or_empty(ctx, "patient", None)
-        encounters = _silver_or_empty(ctx, "encounter", None)
-        # held rows (patient or visit quarantined or not yet delivered) stay out until released
-        optional = ctx.config.visits_optional()
-        quarantine = parents_in_quarantine(ctx) if optional else None  # only to tell which visits hold
-        obs = releasable(_silver_or_empty(ctx, "observation", scope), patients, encounters, optional, quarantine)
-        cond = releasable(_silver_or_empty(ctx, "condition", scope), patients, encounters, optional, quarantine)
-        registry = ckd_registry.build(obs, cond, patients, definition, ctx.run_id).cache()
-        n = registry.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
-        faults.point("publish.merge")
-        store.merge(uri, registry, ["patient_key"], delete_where="TRUE", run_id=ctx.run_id,
-                    description=definition["description"])
-        store.describe(uri, f"{definition['title']}. {definition['description']}", column_metadata(definition))
-        registry.unpersist()
-        result.rows[definition["name"]] = n
-        result.versions[definition["name"]] = store.version(uri)
-        run.inputs += [DatasetInfo(u) for u in silver.values()]
-        lineage = {out: [(silver[t], c) for t, c in cols] for out, cols in ckd_registry.COLUMN_LINEAGE.items()}
-        run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in registry.schema.fields],
-                                       rows=n, column_lineage=lineage))
+        upstream: dict[str, DataFrame] = {}
+        built: list[DataFrame] = []
+        scopes: dict[frozenset[str] | None, tuple[dict[str, DataFrame], dict[str, DataFrame]]] = {}
+        for d in datasets():
+            uri = lake.gold(d.name)
+            persons = _scope(ctx, d, uri, last.get(d.name), batch_persons)
+            ctx.progress(f"gold {d.name}")
+            key = None if persons is None else frozenset(persons)
+            if key not in scopes:  # datasets with the same persons share resources and views
+                frame = None if persons is None else ctx.spark.createDataFrame(
+                    [(p,) for p in sorted(persons)], "patient_key string")
+                scopes[key] = (_resources(ctx, scope, frame), {})
+            resources, views = scopes[key]
+            rows = build(ctx.spark, d, view_frames(d, resources, views), upstream, ctx.run_id).cache()
+            n = rows.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
+            faults.point("publish.merge")
+            _merge(ctx, d, uri, rows, persons)
+            ctx.store.describe(uri, f"{d.title}. {d.description}", column_metadata(d))
+            # a dataset that depends on this one reads it whole (it may be rebuilt over everyone)
+            upstream[d.name] = ctx.store.read(uri)
+            built.append(rows)
+            result.rows[d.name] = n
+            result.versions[d.name] = ctx.store.version(uri)
+            result.recomputed[d.name] = "all" if persons is None else f"{len(persons)} persons"
+            run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in rows.schema.fields],
+                                           rows=n, column_lineage=_lineage(ctx, d)))
+        run.inputs += [DatasetInfo(lake.silver(t)) for t in PERSON_TABLES if t in versions]
         faults.point("publish.before_bookkeeping")
+        for d in datasets():
+            control.record_published(lake, d.name, d.fingerprint, versions, ctx.run_id)
         control.advance(lake, taken, BatchStage.PUBLISHED, ctx.run_id, only_from=STAGE.takes)
+        for rows in built:
+            rows.unpersist()
     return result
+
+
+def _scope(ctx: Context, d: Dataset, uri: str, last: dict | None, batch_persons: set[str]) -> set[str] | None:
+    """The persons to recompute for `d`, or None for all of them."""
+    if last is None or last["fingerprint"] != d.fingerprint or not ctx.store.exists(uri):
+        return None
+    changed = _changed_persons(ctx, last["silver_versions"])
+    if changed is None:
+        return None
+    return changed | batch_persons
+
+
+def _merge(ctx: Context, d: Dataset, uri: str, rows: DataFrame, persons: set[str] | None) -> None:
+    """Write the recomputed rows: everything (a rebuild) or the persons recomputed, deleting
+    those who no longer qualify, in one MERGE."""
+    if persons is None:
+        ctx.store.merge(uri, rows, [d.key], delete_where="TRUE", run_id=ctx.run_id, description=d.description)
+        return
+    kept = {r[0] for r in rows.select(d.key).collect()}
+    gone = sorted(persons - kept)
+    ctx.store.merge(uri, rows, [d.key], delete_where=sql_in(f"t.`{d.key}`", gone) if gone else None,
+                    run_id=ctx.run_id, description=d.description)
+
+
+def _lineage(ctx: Context, d: Dataset) -> dict[str, list[tuple[str, str]]]:
+    """Column lineage: each published column from the silver table and FHIRPath of the view
+    columns it is declared `from` (`Observation.value.ofType(Quantity).value`; a carried
+    column is the silver column itself)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, col in d.columns.items():
+        sources = []
+        for ref in col.get("from", []):
+            view_name, column = ref.split(".", 1)
+            view = d.views[view_name]
+            table = ctx.lake.silver(silver_table_of(view["resource"]))
+            path = _view_path(view, column)
+            sources.append((table, column if path is None else f"{view['resource']}.{path}"))
+        if sources:
+            out[name] = sources
+    return out
+
+
+def _view_path(view: dict, column: str) -> str | None:
+    """The FHIRPath of a view's column (None: a carried silver column)."""
+    stack = list(view.get("select", []))
+    while stack:
+        s = stack.pop()
+        for c in s.get("column", []) or []:
+            if c["name"] == column:
+                return c["path"]
+        stack += (s.get("select") or []) + (s.get("unionAll") or [])
+    return None
+
+
+__all__ = ["publish", "PublishResult"]

@@ -7,11 +7,14 @@ crash leaves work to redo, never work recorded as done that is not:
 - `terminology`: append-only log of the concept-map versions applied to silver, with the
   batches each one sent back to normalize;
 - `runs`: append-only log of the stage runs that did work (keyed by their lineage run id),
-  with the site configuration each ran under.
+  with the site configuration each ran under;
+- `published`: append-only log of each dataset publish: the definition's fingerprint and the
+  silver table versions it read (what the next, incremental publish starts from).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -42,6 +45,10 @@ TERMINOLOGY_SCHEMA = pa.schema([
 RUN_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("stage", pa.string()), ("config_version", pa.string()),
     ("started_at", pa.timestamp("us", "UTC")), ("seconds", pa.float64()),
+])
+PUBLISHED_SCHEMA = pa.schema([
+    ("dataset", pa.string()), ("fingerprint", pa.string()), ("silver_versions", pa.string()),
+    ("run_id", pa.string()), ("published_at", pa.timestamp("us", "UTC")),
 ])
 # the stages a batch may be sent back from to be normalized again (not one being ingested)
 REQUEUEABLE = (BatchStage.SILVER, BatchStage.VALIDATED, BatchStage.BLOCKED, BatchStage.PUBLISHED)
@@ -137,6 +144,24 @@ def record_run(lake: Lake, run_id: str, stage: str, config_version: str, started
     data = pa.Table.from_pylist([{"run_id": run_id, "stage": stage, "config_version": config_version,
                                   "started_at": started_at, "seconds": seconds}], RUN_SCHEMA)
     retry_commit(lambda: write_deltalake(lake.table("control", "runs"), data, mode="append"))
+
+
+def record_published(lake: Lake, dataset: str, fingerprint: str, silver_versions: dict[str, int],
+                     run_id: str) -> None:
+    """What a dataset was last built from: its definition and the silver table versions read
+    (the next publish recomputes the persons whose silver rows changed since)."""
+    data = pa.Table.from_pylist([{"dataset": dataset, "fingerprint": fingerprint,
+                                  "silver_versions": json.dumps(silver_versions, sort_keys=True),
+                                  "run_id": run_id, "published_at": now()}], PUBLISHED_SCHEMA)
+    retry_commit(lambda: write_deltalake(lake.table("control", "published"), data, mode="append"))
+
+
+def last_published(lake: Lake) -> dict[str, dict[str, Any]]:
+    """Per dataset, its latest publish record (silver_versions decoded)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in sorted(_read(lake.table("control", "published")), key=lambda r: r["published_at"]):
+        out[r["dataset"]] = {**r, "silver_versions": json.loads(r["silver_versions"])}
+    return out
 
 
 def runs(lake: Lake) -> list[dict[str, Any]]:
