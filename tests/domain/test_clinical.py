@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 
 from conftest import shared_file
 from medgov.domain.clinical import a_stage, egfr_ckd_epi_2021, g_stage
-from medgov.domain.columns import a_stage_expr, egfr_expr, g_stage_expr
+from medgov.domain.columns import a_stage_expr, egfr_expr, g_stage_expr, register_sql_functions
 
 
 def reference_rows():
@@ -23,6 +23,7 @@ def test_egfr_matches_domain_reference_values():
 
 
 def test_spark_expression_equals_reference(spark):
+    register_sql_functions(spark)
     rows = reference_rows()
     df = spark.createDataFrame([(s, a, f) for s, a, f, _ in rows], "scr double, age int, female boolean")
     got = df.select(egfr_expr(F.col("scr"), F.col("age"), F.col("female")).alias("e")).collect()
@@ -47,6 +48,7 @@ def test_a_stage(acr, stage):
 
 def test_spark_stages_equal_the_pure_ones(spark):
     """One Spark job for every boundary: the column forms stage as the pure functions do (null stays null)."""
+    register_sql_functions(spark)
     rows = [(None if e is None else float(e), None if a is None else float(a))
             for (e, _), (a, _) in zip(G_CASES, A_CASES + [(None, None)] * (len(G_CASES) - len(A_CASES)))]
     got = (spark.createDataFrame(rows, "e double, a double")

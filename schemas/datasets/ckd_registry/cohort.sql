@@ -19,14 +19,11 @@ scr AS (
   FROM creatinine c LEFT JOIN person p USING (patient_key)
   WHERE c.scr_umol BETWEEN :creatinine_min_umol AND :creatinine_max_umol
 ),
--- CKD-EPI 2021 (race-free), adults with a known sex; eGFR outside its plausibility limits is dropped
+-- CKD-EPI 2021 (race-free), adults with a known sex (medgov's function, domain.md §3);
+-- eGFR outside its plausibility limits is dropped
 scored AS (
   SELECT s.*, IF(s.age >= :adult_age AND s.gender IN ('male', 'female'),
-           142 * pow(least(s.scr_umol / :creatinine_umol_per_mgdl / IF(s.gender = 'female', 0.7, 0.9), 1),
-                     IF(s.gender = 'female', -0.241, -0.302))
-               * pow(greatest(s.scr_umol / :creatinine_umol_per_mgdl / IF(s.gender = 'female', 0.7, 0.9), 1), -1.2)
-               * pow(0.9938, s.age) * IF(s.gender = 'female', 1.012, 1.0),
-           NULL) AS egfr
+                 ckd_epi_2021(s.scr_umol / :creatinine_umol_per_mgdl, s.age, s.gender = 'female'), NULL) AS egfr
   FROM scr s
 ),
 egfr AS (SELECT * FROM scored WHERE egfr IS NULL OR egfr BETWEEN :egfr_min AND :egfr_max),
@@ -103,10 +100,9 @@ SELECT
   round(ls.s.scr_umol, 1) AS latest_creatinine_umol_l,
   ls.s.day AS latest_creatinine_date,
   round(ls.s.egfr, 2) AS egfr,
-  CASE WHEN ls.s.egfr >= 90 THEN 'G1' WHEN ls.s.egfr >= 60 THEN 'G2' WHEN ls.s.egfr >= 45 THEN 'G3a'
-       WHEN ls.s.egfr >= 30 THEN 'G3b' WHEN ls.s.egfr >= 15 THEN 'G4' WHEN ls.s.egfr IS NOT NULL THEN 'G5' END AS g_stage,
+  kdigo_g_stage(ls.s.egfr) AS g_stage,
   round(la.value, 1) AS latest_acr_mg_g,
-  CASE WHEN la.value > 300 THEN 'A3' WHEN la.value >= 30 THEN 'A2' WHEN la.value IS NOT NULL THEN 'A1' END AS a_stage,
+  kdigo_a_stage(la.value) AS a_stage,
   filter(array(IF(dx.patient_key IS NOT NULL, 'diagnosis', NULL), IF(pe.patient_key IS NOT NULL, 'egfr', NULL),
                IF(pa.patient_key IS NOT NULL, 'acr', NULL)), x -> x IS NOT NULL) AS qualifying_basis,
   least(dx.diagnosis_day, pe.qualifying_day, pa.qualifying_day) AS first_qualifying_date,

@@ -59,7 +59,7 @@ def _python_rows(resources: list[dict[str, Any]]) -> tuple[float, int]:
 
 
 def repeated(resources: DataFrame, count: int) -> DataFrame:
-    """`count` resources: the given ones repeated (ids made unique), cached."""
+    """`count` resources: the given ones repeated (ids repeat too: throughput only), cached."""
     n = resources.count()
     times = max(1, -(-count // max(n, 1)))
     copies = resources.crossJoin(resources.sparkSession.range(times).withColumnRenamed("id", "_copy"))

@@ -5,9 +5,7 @@ forms."""
 
 from __future__ import annotations
 
-from functools import reduce
-
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medgov.domain.clinical import ACR_A2_FROM, ACR_A2_TO, CKD_EPI_2021, G_LOWEST, G_STAGES
@@ -16,28 +14,46 @@ from medgov.domain.pseudonym import pseudonym
 from medgov.domain.record_keys import RECORD_KEYS, record_key
 
 
-def egfr_expr(scr_mg_dl: Column, age: Column, female: Column) -> Column:
-    """Spark form of `clinical.egfr_ckd_epi_2021` (same constants)."""
+def sql_functions() -> dict[str, str]:
+    """The domain formulas as Spark SQL functions, from the constants of `clinical`, for the
+    dataset SQL (`schemas/datasets/*/cohort.sql`): `ckd_epi_2021(scr_mg_dl, age, female)`,
+    `kdigo_g_stage(egfr)` and `kdigo_a_stage(acr_mg_g)` (null in, null out). Name ->
+    CREATE TEMPORARY FUNCTION statement."""
     c = CKD_EPI_2021
-    kappa = F.when(female, F.lit(c.kappa_female)).otherwise(F.lit(c.kappa_male))
-    alpha = F.when(female, F.lit(c.alpha_female)).otherwise(F.lit(c.alpha_male))
-    ratio = scr_mg_dl / kappa
-    return (F.lit(c.scale) * F.pow(F.least(ratio, F.lit(1.0)), alpha)
-            * F.pow(F.greatest(ratio, F.lit(1.0)), F.lit(c.exponent_above))
-            * F.pow(F.lit(c.age_base), age) * F.when(female, F.lit(c.female_factor)).otherwise(F.lit(1.0)))
+    ratio = f"(scr_mg_dl / IF(female, {c.kappa_female}D, {c.kappa_male}D))"
+    egfr = (f"{c.scale}D * pow(least({ratio}, 1.0D), IF(female, {c.alpha_female}D, {c.alpha_male}D))"
+            f" * pow(greatest({ratio}, 1.0D), {c.exponent_above}D) * pow({c.age_base}D, age)"
+            f" * IF(female, {c.female_factor}D, 1.0D)")
+    g = " ".join(f"WHEN egfr >= {bound}D THEN '{stage}'" for bound, stage in G_STAGES)
+    a = f"WHEN acr_mg_g < {ACR_A2_FROM}D THEN 'A1' WHEN acr_mg_g <= {ACR_A2_TO}D THEN 'A2'"
+    bodies = {
+        "ckd_epi_2021": ("scr_mg_dl DOUBLE, age DOUBLE, female BOOLEAN", "DOUBLE", egfr),
+        "kdigo_g_stage": ("egfr DOUBLE", "STRING", f"CASE {g} WHEN egfr IS NOT NULL THEN '{G_LOWEST}' END"),
+        "kdigo_a_stage": ("acr_mg_g DOUBLE", "STRING", f"CASE {a} WHEN acr_mg_g IS NOT NULL THEN 'A3' END"),
+    }
+    return {name: f"CREATE OR REPLACE TEMPORARY FUNCTION {name}({args}) RETURNS {ret} RETURN {body}"
+            for name, (args, ret, body) in bodies.items()}
+
+
+def register_sql_functions(spark: SparkSession) -> None:
+    """Make `sql_functions()` callable in the session's SQL (and by `egfr_expr` & co.)."""
+    for statement in sql_functions().values():
+        spark.sql(statement)
+
+
+def egfr_expr(scr_mg_dl: Column, age: Column, female: Column) -> Column:
+    """Spark form of `clinical.egfr_ckd_epi_2021` (after `register_sql_functions`)."""
+    return F.call_function("ckd_epi_2021", scr_mg_dl, age, female)
 
 
 def g_stage_expr(egfr: Column) -> Column:
-    """Spark form of `clinical.g_stage` (null for a null eGFR)."""
-    first_bound, first_stage = G_STAGES[0]
-    staged = reduce(lambda acc, bs: acc.when(egfr >= bs[0], bs[1]), G_STAGES[1:],
-                    F.when(egfr >= first_bound, first_stage))
-    return staged.when(egfr.isNotNull(), G_LOWEST)
+    """Spark form of `clinical.g_stage` (null for a null eGFR; after `register_sql_functions`)."""
+    return F.call_function("kdigo_g_stage", egfr)
 
 
 def a_stage_expr(acr: Column) -> Column:
-    """Spark form of `clinical.a_stage` (null for a null ACR)."""
-    return F.when(acr < ACR_A2_FROM, "A1").when(acr <= ACR_A2_TO, "A2").when(acr.isNotNull(), "A3")
+    """Spark form of `clinical.a_stage` (null for a null ACR; after `register_sql_functions`)."""
+    return F.call_function("kdigo_a_stage", acr)
 
 
 def with_source_key(df: DataFrame, key: bytes, org_col: str = "_org_code", id_col: str = "patient_id") -> DataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from medgov.domain.columns import register_sql_functions
 from medgov.errors import MedgovError
 from medgov.spec.datasets import Dataset
 from medgov.views.runner import run_view
@@ -43,6 +44,7 @@ def build(spark: SparkSession, d: Dataset, views: dict[str, DataFrame], upstream
     datasets it depends on, in the declared column order and types. The upstream rows are
     materialised first: a dataset built from another would otherwise join two copies of one
     plan."""
+    register_sql_functions(spark)  # ckd_epi_2021, kdigo_g_stage, kdigo_a_stage
     for name, frame in views.items():
         frame.createOrReplaceTempView(name)
     for name in d.depends_on:

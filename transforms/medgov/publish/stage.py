@@ -151,8 +151,7 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
                                            rows=n, column_lineage=_lineage(ctx, d)))
         run.inputs += [DatasetInfo(lake.silver(t)) for t in PERSON_TABLES if t in versions]
         faults.point("publish.before_bookkeeping")
-        for d in datasets():
-            control.record_published(lake, d.name, d.fingerprint, versions, ctx.run_id)
+        control.record_published(lake, {d.name: d.fingerprint for d in datasets()}, versions, ctx.run_id)
         control.advance(lake, taken, BatchStage.PUBLISHED, ctx.run_id, only_from=STAGE.takes)
         for rows in built:
             rows.unpersist()

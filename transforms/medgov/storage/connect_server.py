@@ -58,8 +58,8 @@ def start(port: int, host: str = "127.0.0.1", memory: str = "3g", log: Path | No
           timeout: float = 120.0) -> subprocess.Popen:
     """Start a server in the background and return once it accepts connections."""
     log_file = Path(log) if log else Path(os.devnull)
-    out = log_file.open("w")
-    proc = subprocess.Popen(command(port, host, memory), env=environment(), stdout=out, stderr=subprocess.STDOUT)
+    with log_file.open("w") as out:  # the server keeps its own copy of the descriptor
+        proc = subprocess.Popen(command(port, host, memory), env=environment(), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

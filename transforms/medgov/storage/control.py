@@ -146,13 +146,14 @@ def record_run(lake: Lake, run_id: str, stage: str, config_version: str, started
     retry_commit(lambda: write_deltalake(lake.table("control", "runs"), data, mode="append"))
 
 
-def record_published(lake: Lake, dataset: str, fingerprint: str, silver_versions: dict[str, int],
+def record_published(lake: Lake, fingerprints: dict[str, str], silver_versions: dict[str, int],
                      run_id: str) -> None:
-    """What a dataset was last built from: its definition and the silver table versions read
-    (the next publish recomputes the persons whose silver rows changed since)."""
-    data = pa.Table.from_pylist([{"dataset": dataset, "fingerprint": fingerprint,
-                                  "silver_versions": json.dumps(silver_versions, sort_keys=True),
-                                  "run_id": run_id, "published_at": now()}], PUBLISHED_SCHEMA)
+    """What each dataset (name -> definition fingerprint) was built from: the silver table
+    versions read (the next publish recomputes the persons whose silver rows changed since)."""
+    versions, at = json.dumps(silver_versions, sort_keys=True), now()
+    data = pa.Table.from_pylist([{"dataset": name, "fingerprint": fp, "silver_versions": versions,
+                                  "run_id": run_id, "published_at": at} for name, fp in fingerprints.items()],
+                                PUBLISHED_SCHEMA)
     retry_commit(lambda: write_deltalake(lake.table("control", "published"), data, mode="append"))
 
 
