@@ -56,6 +56,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_collection_finish(session):
+    """On an xdist worker under --dist loadgroup, xdist has put each group in its tests' ids by
+    now; when it has not (pytest 9.2 with xdist 3.8: pytest-dev/pytest-xdist#1386) every
+    shared run is made once per worker and the suite silently takes far longer: stop."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        mark = item.get_closest_marker("xdist_group")
+        if mark and not item.nodeid.endswith(f"@{mark.args[0]}"):
+            pytest.exit(f"pytest-xdist --dist loadgroup does not group {item.nodeid} (see pytest-dev/pytest-xdist#1386; "
+                        "pyproject pins a pytest it works with)", returncode=3)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _env(tmp_path_factory):
     os.environ["MEDGOV_PSEUDONYM_KEY"] = TEST_KEY

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
@@ -82,12 +84,24 @@ def _changed_persons(ctx: Context, since: dict[str, int]) -> set[str] | None:
 
 
 def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
+    """Persons with a silver row from one of the batches `keys`, read through delta-rs (two
+    columns of the delivering institutions' partitions; no Spark job)."""
     persons: set[str] = set()
-    where = sql_in(BATCH_COLUMN["silver"], keys)
+    batch_column = BATCH_COLUMN["silver"]
+    orgs = sorted({k.split("/", 1)[0] for k in keys})
+    wanted = pa.array(keys, pa.string())
     for t in PERSON_TABLES:
-        frame = _silver_or_empty(ctx, t, where)
+        uri = ctx.lake.silver(t)
+        if not ctx.store.exists(uri):
+            continue
         column = "id" if t == "patient" else "patient_key"
-        persons.update(r[0] for r in frame.select(column).distinct().collect() if r[0])
+        dt = DeltaTable(uri, storage_options=getattr(ctx.store, "storage_options", None))
+        part = [("org_code", "in", orgs)] if "org_code" in dt.metadata().partition_columns else None
+        rows = dt.to_pyarrow_table(columns=[batch_column, column], partitions=part)
+        # delta-rs may hand strings back as string_view, which `is_in` does not take
+        batches = rows.column(batch_column).cast(pa.string())
+        hit = rows.column(column).cast(pa.string()).filter(pc.is_in(batches, value_set=wanted))
+        persons.update(k for k in hit.to_pylist() if k)
     return persons
 
 
@@ -124,7 +138,6 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     batch_persons = _persons_of_batches(ctx, keys)
     with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         upstream: dict[str, DataFrame] = {}
-        built: list[DataFrame] = []
         scopes: dict[frozenset[str] | None, tuple[dict[str, DataFrame], dict[str, DataFrame]]] = {}
         for d in datasets():
             uri = lake.gold(d.name)
@@ -136,14 +149,15 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
                     [(p,) for p in sorted(persons)], "patient_key string")
                 scopes[key] = (_resources(ctx, scope, frame), {})
             resources, views = scopes[key]
-            rows = build(ctx.spark, d, view_frames(d, resources, views), upstream, ctx.run_id).cache()
-            n = rows.count()  # computed before the merge starts: `publish.merge@<ms>` crashes inside the merge
+            # computed once, before the merge starts (`publish.merge@<ms>` crashes inside the
+            # merge): counting, the key list and the write then read the materialised rows
+            rows = build(ctx.spark, d, view_frames(d, resources, views), upstream, ctx.run_id).localCheckpoint(eager=True)
+            n = rows.count()
             faults.point("publish.merge")
             _merge(ctx, d, uri, rows, persons)
             ctx.store.describe(uri, f"{d.title}. {d.description}", column_metadata(d))
             # a dataset that depends on this one reads it whole (it may be rebuilt over everyone)
             upstream[d.name] = ctx.store.read(uri)
-            built.append(rows)
             result.rows[d.name] = n
             result.versions[d.name] = ctx.store.version(uri)
             result.recomputed[d.name] = "all" if persons is None else f"{len(persons)} persons"
@@ -153,8 +167,6 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
         faults.point("publish.before_bookkeeping")
         control.record_published(lake, {d.name: d.fingerprint for d in datasets()}, versions, ctx.run_id)
         control.advance(lake, taken, BatchStage.PUBLISHED, ctx.run_id, only_from=STAGE.takes)
-        for rows in built:
-            rows.unpersist()
     return result
 
 
@@ -172,7 +184,8 @@ def _merge(ctx: Context, d: Dataset, uri: str, rows: DataFrame, persons: set[str
     """Write the recomputed rows: everything (a rebuild) or the persons recomputed, deleting
     those who no longer qualify, in one MERGE."""
     if persons is None:
-        ctx.store.merge(uri, rows, [d.key], delete_where="TRUE", run_id=ctx.run_id, description=d.description)
+        ctx.store.merge(uri, rows, [d.key], delete_where="TRUE", run_id=ctx.run_id,
+                        description=f"{d.title}. {d.description}", columns=column_metadata(d))
         return
     kept = {r[0] for r in rows.select(d.key).collect()}
     gone = sorted(persons - kept)

@@ -66,6 +66,11 @@ OTHER_CODES = [("I10.x00x002", "原发性高血压"), ("E11.900", "2型糖尿病
 DRUGS = [("D001", "二甲双胍片", "A10BA02", 500, "mg", "bid"), ("D002", "氨氯地平片", "C08CA01", 5, "mg", "qd"),
          ("D003", "厄贝沙坦片", "C09CA04", 150, "mg", "qd"), ("D004", "阿托伐他汀钙片", "C10AA05", 20, "mg", "qn"),
          ("D005", "碳酸氢钠片", "", 1, "g", "tid")]
+# heart failure (I50 and the hypertensive forms of schemas/datasets/heart_failure_registry) and
+# its drugs: loop diuretic, MRA, ARNI, SGLT2 inhibitor
+HF_CODES = [("I50.900x007", "慢性心力衰竭"), ("I50.000x001", "充血性心力衰竭"), ("I11.000", "高血压性心脏病伴心力衰竭")]
+HF_DRUGS = [("D101", "呋塞米片", "C03CA01", 20, "mg", "qd"), ("D102", "螺内酯片", "C03DA01", 20, "mg", "qd"),
+            ("D103", "沙库巴曲缬沙坦钠片", "C09DX04", 100, "mg", "bid"), ("D104", "达格列净片", "A10BK01", 10, "mg", "qd")]
 DEPTS = [("NEPH", "肾内科"), ("ENDO", "内分泌科"), ("CARD", "心内科"), ("GEN", "全科")]
 
 
@@ -81,6 +86,7 @@ class Person:
     diabetic: bool
     orgs: list[Org]
     id_type: str = "01"
+    heart_failure: bool = False
 
 
 @dataclass
@@ -140,6 +146,10 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
     gen = Generated()
     rows: dict[tuple[str, str], dict[str, list[list[str]]]] = {}
     people = _people(rng, patients)
+    # heart failure from a stream of its own, so the rest of a seed's sample stays as it was
+    hf_rng = random.Random(f"{seed}-heart-failure")
+    for p in people:
+        p.heart_failure = hf_rng.random() < 0.06
     split = start + timedelta(days=365)
     for p in people:
         for org in p.orgs:
@@ -169,6 +179,8 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
                 if p.diabetic:
                     codes.append(("E11.900", "2型糖尿病"))
                 codes.append(rng.choice(OTHER_CODES))
+                if p.heart_failure:
+                    codes.append(hf_rng.choice(HF_CODES))
                 for s, (code, name) in enumerate(codes, 1):
                     r["diagnosis"].append([vid, local, str(s), "1" if s == 1 else "2", code, name,
                                            _fmt(t, org.datetime_fmt)])
@@ -195,6 +207,9 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
                 if rng.random() < 0.4:
                     code, unit = org.lab["other"]
                     items.append((code, "其他", rng.choice(["阴性", "5.6", "<5", "12.3"]), unit, "", "血清"))
+                if p.heart_failure and hf_rng.random() < 0.7:  # by name only: the terminology maps it
+                    items.append((f"HF{org.code[-2:]}", "N末端B型利钠肽原",
+                                  f"{hf_rng.uniform(90, 4000):.0f}", "pg/mL", "0-125", "血清"))
                 for code, name, unit in PANEL[:lab_panel]:
                     items.append((code, name, f"{rng.uniform(3, 150):.1f}", unit, "", "全血"))
                 for s, (code, name, res, unit, ref, spec) in enumerate(items, 1):
@@ -208,6 +223,11 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
                     drug = rng.choice(DRUGS)
                     r["prescription"].append([f"RX{org.code[-4:]}{p.idx:06d}{v:02d}", "1", vid, local, drug[0], drug[1],
                                               drug[2], str(drug[3]), drug[4], drug[5], "口服", str(rng.choice((7, 14, 30))),
+                                              _fmt(t, org.datetime_fmt)])
+                if p.heart_failure and hf_rng.random() < 0.6:
+                    drug = hf_rng.choice(HF_DRUGS)
+                    r["prescription"].append([f"RH{org.code[-4:]}{p.idx:06d}{v:02d}", "1", vid, local, drug[0], drug[1],
+                                              drug[2], str(drug[3]), drug[4], drug[5], "口服", "30",
                                               _fmt(t, org.datetime_fmt)])
     _add_dirt(rng, rows)
     for (org_code, batch), tables in sorted(rows.items()):

@@ -65,14 +65,32 @@ def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
     raise AssertionError("unreachable")
 
 
+def _with_field_metadata(data: pa.Table | pa.RecordBatchReader,
+                         metadata: dict[str, dict[str, str]]) -> pa.Table | pa.RecordBatchReader:
+    """`data` with per-column metadata on its schema's fields (delta-rs keeps it in the table's
+    schema when it creates the table)."""
+    schema = pa.schema([f.with_metadata({**(f.metadata or {}), **{k.encode(): v.encode() for k, v in
+                                                                  metadata.get(f.name, {}).items()}})
+                        for f in data.schema], data.schema.metadata)
+    if isinstance(data, pa.Table):
+        return data.cast(schema)
+    return pa.RecordBatchReader.from_batches(schema, (pa.RecordBatch.from_arrays(b.columns, schema=schema)
+                                                      for b in data))
+
+
 def _created(uri: str, data: Data, partition_by: list[str] | None, description: str | None,
-             storage_options: dict[str, str] | None, run_id: str | None) -> bool:
-    """Create the table with `data` when it does not exist yet; False when it does."""
+             storage_options: dict[str, str] | None, run_id: str | None,
+             field_metadata: dict[str, dict[str, str]] | None = None) -> bool:
+    """Create the table with `data` (and `field_metadata` on its columns, in the same commit)
+    when it does not exist yet; False when it does."""
     if DeltaTable.is_deltatable(uri, storage_options=storage_options):
         return False
+    fresh = _fresh(data)
+    if field_metadata:
+        fresh = _with_field_metadata(fresh, field_metadata)
     # mode "error": a racing creator fails and retries into the update path, instead of
     # overwriting the table the other one just created
-    write_deltalake(uri, _fresh(data), partition_by=partition_by, mode="error", description=description,
+    write_deltalake(uri, fresh, partition_by=partition_by, mode="error", description=description,
                     storage_options=storage_options, commit_properties=_commit(run_id), writer_properties=_writer())
     return True
 
@@ -94,14 +112,15 @@ def write_with_retry(uri: str, data: Data, where: str, partition_by: list[str] |
 def merge_with_retry(uri: str, data: Data, keys: list[str], delete_where: str | None = None,
                      partition_by: list[str] | None = None, description: str | None = None,
                      storage_options: dict[str, str] | None = None, run_id: str | None = None,
-                     update_when: str | None = None) -> None:
+                     update_when: str | None = None, field_metadata: dict[str, dict[str, str]] | None = None) -> None:
     """Upsert `data` on `keys`; optionally delete target rows matching `delete_where` that the
     source no longer holds (a corrected re-delivery withdrawing rows), and update a matched
-    row only when `update_when` holds (a compare-and-set)."""
+    row only when `update_when` holds (a compare-and-set). `field_metadata` describes the
+    columns of a table this call creates."""
     on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
 
     def attempt() -> None:
-        if _created(uri, data, partition_by, description, storage_options, run_id):
+        if _created(uri, data, partition_by, description, storage_options, run_id, field_metadata):
             return
         merger = (DeltaTable(uri, storage_options=storage_options)
                   # merge_schema: a column a newer medgov adds to a table appears in an existing lake

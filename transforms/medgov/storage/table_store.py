@@ -45,7 +45,10 @@ class TableStore(Protocol):
 
     def merge(self, uri: str, df: DataFrame, keys: list[str], delete_where: str | None = None,
               partition_by: list[str] | None = None, run_id: str | None = None,
-              description: str | None = None, update_when: str | None = None) -> None: ...
+              description: str | None = None, update_when: str | None = None,
+              columns: dict[str, dict[str, str]] | None = None) -> None:
+        """Upsert `df` on `keys`; `columns` (column -> metadata, as `describe` takes) may be
+        written with a table this call creates, saving `describe` a commit per column."""
 
     def version(self, uri: str) -> int | None: ...
 
@@ -108,10 +111,10 @@ class DeltaRsStore:
             write_with_retry(uri, data, where, partition_by, description, self.storage_options, run_id)
 
     def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None,
-              update_when=None) -> None:
+              update_when=None, columns=None) -> None:
         with self._staged(uri, df) as data:
             merge_with_retry(uri, data, keys, delete_where, partition_by, description, self.storage_options,
-                             run_id, update_when)
+                             run_id, update_when, columns)
 
     def version(self, uri: str) -> int | None:
         return self.table(uri).version() if self.exists(uri) else None
@@ -155,7 +158,7 @@ class SparkDeltaStore:
         writer.mode("overwrite").option("replaceWhere", where).save(uri)
 
     def merge(self, uri, df, keys, delete_where=None, partition_by=None, run_id=None, description=None,
-              update_when=None) -> None:
+              update_when=None, columns=None) -> None:  # columns: `describe` writes them
         if not self.exists(uri):
             self.replace(uri, df, "TRUE", partition_by, run_id, description)
             return
