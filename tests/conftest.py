@@ -276,23 +276,51 @@ class ReferenceRun:
     generated: object  # the sample's raw identifiers (tests only)
 
 
+def _once_per_run(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)` once for the whole test run: under xdist the first worker to ask builds
+    in the run's shared temporary folder while the others wait for it (a file lock) and then
+    read what it built; without xdist, a folder of this session's own."""
+    import fcntl
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / name  # popen-gwN's parent: this run's, shared
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").exists():  # not yet, or a worker's attempt failed half-way
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def one_org(tmp_path_factory, spark) -> ReferenceRun:
     """One institution's two sample batches, run once through every stage without
-    interruption (in this process: the tables do not depend on it): what crashed, concurrent
-    and cluster runs must end up equal to."""
+    interruption (in-process: the tables do not depend on it; once per test run, shared by
+    the workers): what crashed, concurrent and cluster runs must end up equal to. Read-only."""
     from lakes import tables, visible_by_batch
     from medgov.pipeline.runner import run_stages
     from medgov.sample.generate import generate
     from medgov.storage.context import make_context
 
-    root = tmp_path_factory.mktemp("one_org")
-    landing, lake = root / "landing", root / "reference"
-    gen = generate(landing, patients=24, seed=5)
-    for org in sorted(p for p in landing.iterdir() if p.is_dir())[1:]:
-        shutil.rmtree(org)
-    run_stages(make_context(str(lake)), landing)
-    return ReferenceRun(landing, lake, tables(lake), visible_by_batch(lake), gen)
+    def sample(landing: Path):
+        gen = generate(landing, patients=24, seed=5)
+        for org in sorted(p for p in landing.iterdir() if p.is_dir())[1:]:
+            shutil.rmtree(org)
+        return gen
+
+    def build(root: Path) -> None:
+        sample(root / "landing")
+        run_stages(make_context(str(root / "reference")), root / "landing")
+
+    root = _once_per_run(tmp_path_factory, "one_org", build)
+    gen = sample(tmp_path_factory.mktemp("one_org_sample"))  # the same sample: its raw identifiers
+    lake = root / "reference"
+    return ReferenceRun(root / "landing", lake, tables(lake), visible_by_batch(lake), gen)
 
 
 @dataclass
