@@ -10,6 +10,7 @@ versions are gone (vacuumed), is rebuilt over every person.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -139,9 +140,10 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         upstream: dict[str, DataFrame] = {}
         scopes: dict[frozenset[str] | None, tuple[dict[str, DataFrame], dict[str, DataFrame]]] = {}
+        changed: dict[str, set[str] | None] = {}  # by the silver versions of a last publish: read once
         for d in datasets():
             uri = lake.gold(d.name)
-            persons = _scope(ctx, d, uri, last.get(d.name), batch_persons)
+            persons = _scope(ctx, d, uri, last.get(d.name), batch_persons, changed)
             ctx.progress(f"gold {d.name}")
             key = None if persons is None else frozenset(persons)
             if key not in scopes:  # datasets with the same persons share resources and views
@@ -155,7 +157,7 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
             n = rows.count()
             faults.point("publish.merge")
             _merge(ctx, d, uri, rows, persons)
-            ctx.store.describe(uri, f"{d.title}. {d.description}", column_metadata(d))
+            ctx.store.describe(uri, d.table_description, column_metadata(d))
             # a dataset that depends on this one reads it whole (it may be rebuilt over everyone)
             upstream[d.name] = ctx.store.read(uri)
             result.rows[d.name] = n
@@ -170,14 +172,17 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
     return result
 
 
-def _scope(ctx: Context, d: Dataset, uri: str, last: dict | None, batch_persons: set[str]) -> set[str] | None:
-    """The persons to recompute for `d`, or None for all of them."""
+def _scope(ctx: Context, d: Dataset, uri: str, last: dict | None, batch_persons: set[str],
+           changed: dict[str, set[str] | None]) -> set[str] | None:
+    """The persons to recompute for `d`, or None for all of them (`changed` caches
+    `_changed_persons` by the versions it starts from: datasets published together share them)."""
     if last is None or last["fingerprint"] != d.fingerprint or not ctx.store.exists(uri):
         return None
-    changed = _changed_persons(ctx, last["silver_versions"])
-    if changed is None:
-        return None
-    return changed | batch_persons
+    since = json.dumps(last["silver_versions"], sort_keys=True)
+    if since not in changed:
+        changed[since] = _changed_persons(ctx, last["silver_versions"])
+    persons = changed[since]
+    return None if persons is None else persons | batch_persons
 
 
 def _merge(ctx: Context, d: Dataset, uri: str, rows: DataFrame, persons: set[str] | None) -> None:
@@ -185,12 +190,12 @@ def _merge(ctx: Context, d: Dataset, uri: str, rows: DataFrame, persons: set[str
     those who no longer qualify, in one MERGE."""
     if persons is None:
         ctx.store.merge(uri, rows, [d.key], delete_where="TRUE", run_id=ctx.run_id,
-                        description=f"{d.title}. {d.description}", columns=column_metadata(d))
+                        description=d.table_description, columns=column_metadata(d))
         return
     kept = {r[0] for r in rows.select(d.key).collect()}
     gone = sorted(persons - kept)
     ctx.store.merge(uri, rows, [d.key], delete_where=sql_in(f"t.`{d.key}`", gone) if gone else None,
-                    run_id=ctx.run_id, description=d.description)
+                    run_id=ctx.run_id, description=d.table_description)
 
 
 def _lineage(ctx: Context, d: Dataset) -> dict[str, list[tuple[str, str]]]:

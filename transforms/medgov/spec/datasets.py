@@ -38,10 +38,16 @@ class Dataset:
     depends_on: list[str] = field(default_factory=list)  # datasets the SQL reads (built first)
 
     @property
+    def table_description(self) -> str:
+        """The gold table's description (what Delta readers and catalogues show)."""
+        return f"{self.title}. {self.description}"
+
+    @property
     def fingerprint(self) -> str:
         """Changes whenever anything that decides the rows changes: a changed definition is
         rebuilt over every person, not only those a batch touched."""
-        body = json.dumps([self.views, self.parameters, self.code_lists, self.sql, sorted(self.columns),
+        body = json.dumps([self.views, self.parameters, self.code_lists, self.sql,
+                           {n: str(c["type"]) for n, c in self.columns.items()},  # a changed type casts every row
                            self.depends_on], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 

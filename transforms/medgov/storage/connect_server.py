@@ -19,6 +19,7 @@ from pathlib import Path
 from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
 
+
 def _spark_home() -> Path:
     import pyspark
 

@@ -180,28 +180,8 @@ def struct(*fields: E) -> E:
     return E("named_struct(" + ", ".join(f"{lit(f.name).sql}, {f.sql}" for f in fields) + ")")
 
 
-def named_struct(*args: Any) -> E:
-    return _call("named_struct", *args)
-
-
 def try_variant_get(v: E, path: str, to: str) -> E:
     return E(f"try_variant_get({v.sql}, {lit(path).sql}, {lit(to).sql})")
-
-
-def raise_error(message: Any) -> E:
-    return _call("raise_error", message)
-
-
-def slice(c: E, start: Any, length: Any) -> E:  # noqa: A001 - the pyspark name
-    return _call("slice", c, start, length)
-
-
-def split(c: E, pattern: str) -> E:
-    return _call("split", c, pattern)
-
-
-def array(*items: Any) -> E:
-    return _call("array", *items)
 
 
 def _simple(name: str) -> Callable[..., E]:
@@ -212,6 +192,7 @@ def _simple(name: str) -> Callable[..., E]:
 
 
 abs = _simple("abs")  # noqa: A001 - the pyspark name
+array = _simple("array")
 array_join = _simple("array_join")
 coalesce = _simple("coalesce")
 concat = _simple("concat")
@@ -220,10 +201,14 @@ floor = _simple("floor")
 get = _simple("get")
 greatest = _simple("greatest")
 is_variant_null = _simple("is_variant_null")
+named_struct = _simple("named_struct")
 parse_json = _simple("parse_json")
+raise_error = _simple("raise_error")
 schema_of_variant = _simple("schema_of_variant")
 sequence = _simple("sequence")
 size = _simple("size")
+slice = _simple("slice")  # noqa: A001 - the pyspark name
+split = _simple("split")
 to_json = _simple("to_json")
 to_variant_object = _simple("to_variant_object")
 
