@@ -230,12 +230,19 @@ def view_run(view: Path = typer.Argument(..., help="ViewDefinition (JSON)"),
     for r in shown:
         t.add_row(*["" if v is None else str(v) for v in r.values()])
     Console().print(t)
+    from medgov.views.runner import column_types, plan
+
+    how = plan(definition)
+    if how.typed:
+        typer.echo("compiled typed: every column read natively")
+    else:
+        typer.echo(f"ran on the VARIANT compiler, all {len(column_types(definition))} columns: {how.reason}")
 
 
 @view_app.command("bench")
 def view_bench(lake: str = typer.Option(..., help="lake folder written by `medgov run` (its silver Observations)"),
                count: int = typer.Option(1_000_000, min=1000, help="Observations to run the view over (repeated)"),
-               sample: int = typer.Option(5_000, min=100, help="resources evaluated row by row with fhirpathpy")
+               sample: int = typer.Option(20_000, min=100, help="resources evaluated row by row with fhirpathpy")
                ) -> None:
     """View throughput: a 15-column Observation view on Spark against fhirpathpy row by row."""
     from medgov.bench.views import view_throughput
@@ -247,8 +254,10 @@ def view_bench(lake: str = typer.Option(..., help="lake folder written by `medgo
     if not ctx.store.exists(uri):
         raise MedgovError(f"no silver/observation in {lake}: run `medgov run` first")
     r = view_throughput(ctx.spark, ctx.store.read(uri).select("resource_json"), count, sample)
-    typer.echo(f"view: {r['columns']} columns over {r['resources']:,} Observations in {r['spark_seconds']} s on "
-               f"{r['cores']} cores: {r['spark_per_core_per_s']:,} resources/s per core")
+    typer.echo(f"view ({r['plan']} compiler): {r['columns']} columns over {r['resources']:,} Observations in "
+               f"{r['spark_seconds']} s on {r['cores']} cores: {r['spark_per_core_per_s']:,} resources/s per core")
+    typer.echo(f"JSON parse alone (from_json into the view's struct): {r['parse_seconds']} s: "
+               f"{r['parse_per_core_per_s']:,} resources/s per core, {r['parse_ratio']}x fhirpathpy")
     typer.echo(f"fhirpathpy row by row: {r['python_sample']:,} in {r['python_seconds']} s: "
                f"{r['python_per_core_per_s']:,} resources/s per core; Spark runner {r['ratio']}x")
 
@@ -256,14 +265,18 @@ def view_bench(lake: str = typer.Option(..., help="lake folder written by `medgo
 @view_app.command("test")
 def view_test(suite: Path = typer.Argument(..., help="folder of SQL on FHIR v2 test files (*.json)"),
               report: Path = typer.Option(Path("test_report.json"), help="the report, in the specification's format"),
-              rows: Path | None = typer.Option(None, help="write each test's rows to ROWS/<file>/<index>.json")) -> None:
+              rows: Path | None = typer.Option(None, help="write each test's rows to ROWS/<file>/<index>.json"),
+              compiler: str = typer.Option("auto", help="auto (typed where a view compiles typed), or variant")
+              ) -> None:
     """Run the SQL on FHIR v2 conformance suite; exit 1 when a shareable test fails."""
     if not suite.is_dir():
         raise MedgovError(f"suite folder not found: {suite}")
+    if compiler not in ("auto", "variant"):
+        raise MedgovError(f"--compiler must be auto or variant, not {compiler!r}")
     from medgov.storage.spark import get_spark
     from medgov.views.conformance import run_suite
 
-    result = run_suite(get_spark("medgov-view-test"), suite, report, rows)
+    result = run_suite(get_spark("medgov-view-test"), suite, report, rows, compiler)
     for tag in ("shareable", "experimental"):
         if result.total[tag]:
             typer.echo(f"{tag}: {result.passed[tag]}/{result.total[tag]} passed")

@@ -47,9 +47,9 @@ def _decode(row: dict[str, Any], untyped: list[str]) -> dict[str, Any]:
     return row
 
 
-def rows_of(view: dict[str, Any], resources: Any) -> tuple[list[str], list[dict[str, Any]]]:
+def rows_of(view: dict[str, Any], resources: Any, compiler: str = "auto") -> tuple[list[str], list[dict[str, Any]]]:
     """(column names, rows as JSON-ready dicts) of `view` over a DataFrame of resources."""
-    df = run_view(view, resources)
+    df = run_view(view, resources, compiler=compiler)
     untyped = [n for n, t in column_types(view).items() if t is None]
     return df.columns, [_decode(r.asDict(recursive=True), untyped) for r in df.collect()]
 
@@ -66,10 +66,11 @@ def _judge(test: dict[str, Any], names: list[str], rows: list[dict[str, Any]]) -
     return True, "", rows
 
 
-def run_test(spark: SparkSession, resources: Any, test: dict[str, Any]) -> tuple[bool, str, Any]:
+def run_test(spark: SparkSession, resources: Any, test: dict[str, Any], compiler: str = "auto"
+             ) -> tuple[bool, str, Any]:
     """(passed, reason, what the view gave: rows or {"error": reason}) for one test."""
     try:
-        names, rows = rows_of(test["view"], resources)
+        names, rows = rows_of(test["view"], resources, compiler)
     except Exception as exc:  # noqa: BLE001 - a refused view is an outcome here, with its reason
         reason = _reason(exc)
         if "expectError" in test:
@@ -83,9 +84,10 @@ def _reason(exc: Exception) -> str:
     return text[:300]
 
 
-def run_suite(spark: SparkSession, suite: Path, report: Path | None = None, rows_dir: Path | None = None
-              ) -> SuiteResult:
-    """Run every `*.json` test file of `suite`; write the report and the rows when asked."""
+def run_suite(spark: SparkSession, suite: Path, report: Path | None = None, rows_dir: Path | None = None,
+              compiler: str = "auto") -> SuiteResult:
+    """Run every `*.json` test file of `suite`; write the report and the rows when asked.
+    `compiler` as `run_view` takes it ("variant" runs every case on the VARIANT compiler)."""
     files = sorted(Path(suite).glob("*.json"))
     if not files:
         raise MedgovError(f"no test files (*.json) in {suite}")
@@ -96,7 +98,7 @@ def run_suite(spark: SparkSession, suite: Path, report: Path | None = None, rows
         resources = spark.createDataFrame([(json.dumps(r),) for r in doc.get("resources", [])], "resource string")
         entries = []
         for i, test in enumerate(doc.get("tests", [])):
-            passed, reason, rows = run_test(spark, resources, test)
+            passed, reason, rows = run_test(spark, resources, test, compiler)
             tag = "experimental" if "experimental" in (test.get("tags") or []) else "shareable"
             result.total[tag] += 1
             result.passed[tag] += int(passed)

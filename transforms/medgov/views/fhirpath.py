@@ -81,9 +81,10 @@ def single(value: Column) -> Coll:
 
 def of_variant(v: Column) -> Coll:
     """A JSON value as a collection: an array's items, a value alone, nothing for null."""
-    # `v` is a small expression of a lambda variable: repeating it is cheaper than binding it
-    return F.coalesce(F.try_variant_get(v, "$", "array<variant>"),
-                      F.when(v.isNull() | F.is_variant_null(v), empty()).otherwise(F.array(v)))
+    # `v` is a small expression of a lambda variable: repeating it is cheaper than binding it.
+    # A JSON null inside an array (`"given": [null, "Wei"]`, beside `_given`) is no item.
+    items = F.filter(F.try_variant_get(v, "$", "array<variant>"), lambda x: ~(x.isNull() | F.is_variant_null(x)))
+    return F.coalesce(items, F.when(v.isNull() | F.is_variant_null(v), empty()).otherwise(F.array(v)))
 
 
 def child(c: Coll, name: str) -> Coll:
