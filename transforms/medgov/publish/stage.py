@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -60,28 +60,35 @@ def _versions(ctx: Context) -> dict[str, int]:
 
 def _changed_persons(ctx: Context, since: dict[str, int]) -> set[str] | None:
     """Persons with a row in a silver file added or removed since the versions `since`; None
-    when those versions cannot be read any more (the caller then rebuilds everything)."""
+    when those versions cannot be read any more (the caller then rebuilds everything). The
+    files are read through delta-rs' datasets, which carry the lake's storage options (an
+    object-store lake's endpoint and credentials)."""
     persons: set[str] = set()
+    options = getattr(ctx.store, "storage_options", None)
     for t in PERSON_TABLES:
         uri = ctx.lake.silver(t)
         if not ctx.store.exists(uri):
             continue
-        options = getattr(ctx.store, "storage_options", None)
         now = DeltaTable(uri, storage_options=options)
         old_version = since.get(t)
         if old_version == now.version():
             continue
         try:
-            before = set(DeltaTable(uri, version=old_version, storage_options=options).file_uris()
-                         ) if old_version is not None else set()
+            before = _fragments(DeltaTable(uri, version=old_version, storage_options=options)
+                                ) if old_version is not None else {}
         except Exception:  # noqa: BLE001 - vacuumed or otherwise gone: no incremental path
             return None
-        changed = sorted(before ^ set(now.file_uris()))
-        if changed:
-            column = "id" if t == "patient" else "patient_key"
-            keys = pds.dataset(changed, format="parquet").to_table(columns=[column], use_threads=False)
+        after = _fragments(now)
+        column = "id" if t == "patient" else "patient_key"
+        for path in sorted(set(before) ^ set(after)):
+            keys = (after.get(path) or before[path]).to_table(columns=[column], use_threads=False)
             persons.update(k for k in keys.column(column).to_pylist() if k)
     return persons
+
+
+def _fragments(table: DeltaTable) -> dict[str, Any]:
+    """The table version's data files by their path in the table, as readable fragments."""
+    return {f.path: f for f in table.to_pyarrow_dataset().get_fragments()}
 
 
 def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
