@@ -1,13 +1,11 @@
 -- Chronic kidney disease registry: one row per person (linkage key) meeting the definition of
 -- dataset.yaml. Views: patient, lab_result, diagnosis (rows carry org_code). `codes` holds the
 -- code lists (list, code, reason); :names are the dataset's parameters.
-WITH person AS (
-  SELECT patient_key, max(gender) AS gender, to_date(max(birth_date)) AS birth_date
-  FROM patient GROUP BY patient_key
-),
+-- `person` (gender, birth date) and `institutions` (who delivered the person's rows) are the
+-- standard tables every cohort query has (medgov.publish.cohort.standard_tables).
 -- serum/plasma creatinine in umol/L: only canonical or converted units (the view's unit is
 -- the UCUM code normalize wrote after conversion), uncensored, inside the plausibility limits
-creatinine AS (
+WITH creatinine AS (
   SELECT l.id, l.patient_key, to_date(l.effective) AS day, l.effective,
          IF(l.loinc = :loinc_creatinine_mass, l.value * :creatinine_umol_per_mgdl, l.value) AS scr_umol
   FROM lab_result l
@@ -87,11 +85,6 @@ latest_scr AS (
 latest_acr AS (
   SELECT patient_key, max_by(value, struct(effective, id)) AS value
   FROM acr WHERE comparator IS NULL GROUP BY patient_key
-),
-orgs AS (
-  SELECT patient_key, array_sort(collect_set(org_code)) AS institutions FROM (
-    SELECT patient_key, org_code FROM lab_result UNION ALL SELECT patient_key, org_code FROM diagnosis)
-  GROUP BY patient_key
 )
 SELECT
   c.patient_key,
@@ -116,4 +109,4 @@ LEFT JOIN latest_acr la USING (patient_key)
 LEFT JOIN dx USING (patient_key)
 LEFT JOIN (SELECT * FROM persistent WHERE kind = 'egfr') pe USING (patient_key)
 LEFT JOIN (SELECT * FROM persistent WHERE kind = 'acr') pa USING (patient_key)
-LEFT JOIN orgs o USING (patient_key)
+LEFT JOIN institutions o USING (patient_key)

@@ -1,12 +1,10 @@
 -- Type 2 diabetes registry: one row per person (linkage key) meeting the definition of
 -- dataset.yaml. Views: patient, lab_result, diagnosis, medication (rows carry org_code);
 -- ckd_registry: the CKD registry's rows for the same persons. `codes` holds the code lists.
-WITH person AS (
-  SELECT patient_key, max(gender) AS gender, to_date(max(birth_date)) AS birth_date
-  FROM patient GROUP BY patient_key
-),
+-- `person` (gender, birth date) and `institutions` (who delivered the person's rows) are the
+-- standard tables every cohort query has (medgov.publish.cohort.standard_tables).
 -- glucose in mmol/L and HbA1c in NGSP %: canonical or converted units, plausible values only
-glycaemia AS (
+WITH glycaemia AS (
   SELECT l.id, l.patient_key, to_date(l.effective) AS day, l.effective, l.comparator,
          CASE WHEN l.loinc IN (:loinc_glucose_fasting, :loinc_glucose) AND l.unit = 'mmol/L' THEN l.value
               WHEN l.loinc IN (:loinc_glucose_fasting_mass, :loinc_glucose_mass) AND l.unit = 'mg/dL'
@@ -73,12 +71,6 @@ cohort AS (
 latest_hba1c AS (
   SELECT patient_key, max_by(struct(value, day), struct(effective, id)) AS h
   FROM plausible WHERE kind = 'hba1c' AND comparator IS NULL GROUP BY patient_key
-),
-orgs AS (
-  SELECT patient_key, array_sort(collect_set(org_code)) AS institutions FROM (
-    SELECT patient_key, org_code FROM lab_result UNION ALL SELECT patient_key, org_code FROM diagnosis
-    UNION ALL SELECT patient_key, org_code FROM medication)
-  GROUP BY patient_key
 )
 SELECT
   c.patient_key,
@@ -98,4 +90,4 @@ FROM cohort c
 LEFT JOIN person p USING (patient_key)
 LEFT JOIN latest_hba1c h USING (patient_key)
 LEFT JOIN ckd_registry k USING (patient_key)
-LEFT JOIN orgs o USING (patient_key)
+LEFT JOIN institutions o USING (patient_key)

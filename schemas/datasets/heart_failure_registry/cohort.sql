@@ -1,10 +1,8 @@
 -- Heart failure registry: one row per person (linkage key) meeting the definition of
 -- dataset.yaml. Views: patient, lab_result, diagnosis, medication (rows carry org_code).
-WITH person AS (
-  SELECT patient_key, max(gender) AS gender, to_date(max(birth_date)) AS birth_date
-  FROM patient GROUP BY patient_key
-),
-dx AS (
+-- `person` (gender, birth date) and `institutions` (who delivered the person's rows) are the
+-- standard tables every cohort query has (medgov.publish.cohort.standard_tables).
+WITH dx AS (
   SELECT d.patient_key, min(to_date(d.recorded)) AS diagnosis_day, array_sort(collect_set(d.icd10)) AS codes
   FROM diagnosis d JOIN codes c ON c.list = 'diagnosis' AND startswith(d.icd10, c.code)
   WHERE coalesce(d.verification, 'confirmed') <> 'refuted'
@@ -35,12 +33,6 @@ cohort AS (  -- a diagnosis, supported by a raised NT-proBNP or a heart-failure 
 latest AS (
   SELECT patient_key, max_by(struct(value, day), struct(effective, id)) AS n
   FROM ntprobnp WHERE comparator IS NULL GROUP BY patient_key
-),
-orgs AS (
-  SELECT patient_key, array_sort(collect_set(org_code)) AS institutions FROM (
-    SELECT patient_key, org_code FROM lab_result UNION ALL SELECT patient_key, org_code FROM diagnosis
-    UNION ALL SELECT patient_key, org_code FROM medication)
-  GROUP BY patient_key
 )
 SELECT
   c.patient_key,
@@ -56,4 +48,4 @@ SELECT
 FROM cohort c
 LEFT JOIN person p USING (patient_key)
 LEFT JOIN latest l USING (patient_key)
-LEFT JOIN orgs o USING (patient_key)
+LEFT JOIN institutions o USING (patient_key)

@@ -1,12 +1,10 @@
 -- Hypertension registry: one row per person (linkage key) meeting the definition of
 -- dataset.yaml. Views: patient, blood_pressure, diagnosis, medication (rows carry org_code);
 -- ckd_registry and diabetes_registry for the comorbidities. `codes` holds the code lists.
-WITH person AS (
-  SELECT patient_key, max(gender) AS gender, to_date(max(birth_date)) AS birth_date
-  FROM patient GROUP BY patient_key
-),
+-- `person` (gender, birth date) and `institutions` (who delivered the person's rows) are the
+-- standard tables every cohort query has (medgov.publish.cohort.standard_tables).
 -- office readings inside the plausibility limits (SBP 50-300, DBP 20-200, SBP > DBP)
-readings AS (
+WITH readings AS (
   SELECT b.id, b.patient_key, to_date(b.effective) AS day, b.effective, b.systolic, b.diastolic,
          (b.systolic >= :sbp_at_least OR b.diastolic >= :dbp_at_least) AS raised
   FROM blood_pressure b
@@ -51,12 +49,6 @@ cohort AS (
 latest AS (
   SELECT patient_key, max_by(struct(systolic, diastolic, day), struct(effective, id)) AS b
   FROM readings GROUP BY patient_key
-),
-orgs AS (
-  SELECT patient_key, array_sort(collect_set(org_code)) AS institutions FROM (
-    SELECT patient_key, org_code FROM blood_pressure UNION ALL SELECT patient_key, org_code FROM diagnosis
-    UNION ALL SELECT patient_key, org_code FROM medication)
-  GROUP BY patient_key
 )
 SELECT
   c.patient_key,
@@ -84,4 +76,4 @@ LEFT JOIN person p USING (patient_key)
 LEFT JOIN latest l USING (patient_key)
 LEFT JOIN ckd_registry k USING (patient_key)
 LEFT JOIN diabetes_registry dm USING (patient_key)
-LEFT JOIN orgs o USING (patient_key)
+LEFT JOIN institutions o USING (patient_key)

@@ -33,6 +33,28 @@ def view_frames(d: Dataset, resources: dict[str, DataFrame],
     return {name: shared[name] for name in d.views}
 
 
+def standard_tables(views: dict[str, DataFrame]) -> dict[str, DataFrame]:
+    """The tables every cohort query may use besides its views:
+
+    - `person` (patient_key, gender, birth_date): one row per linkage key from the `patient`
+      view; an institution's patient record adds what another's lacks (max of each);
+    - `institutions` (patient_key, institutions): the sorted institutions that delivered a
+      row of any other view of the dataset for the person."""
+    out: dict[str, DataFrame] = {}
+    if "patient" in views:
+        out["person"] = views["patient"].groupBy("patient_key").agg(
+            F.max("gender").alias("gender"), F.to_date(F.max("birth_date")).alias("birth_date"))
+    sources = [f.select("patient_key", "org_code") for name, f in sorted(views.items())
+               if name != "patient" and {"patient_key", "org_code"} <= set(f.columns)]
+    if sources:
+        rows = sources[0]
+        for more in sources[1:]:
+            rows = rows.unionByName(more)
+        out["institutions"] = rows.groupBy("patient_key").agg(
+            F.array_sort(F.collect_set("org_code")).alias("institutions"))
+    return out
+
+
 def codes_frame(spark: SparkSession, d: Dataset) -> DataFrame:
     rows = [(lst, code, reason) for lst, entries in d.code_lists.items() for code, reason in entries.items()]
     return spark.createDataFrame(rows, "list string, code string, reason string")
@@ -45,7 +67,7 @@ def build(spark: SparkSession, d: Dataset, views: dict[str, DataFrame], upstream
     materialised first: a dataset built from another would otherwise join two copies of one
     plan."""
     register_sql_functions(spark)  # ckd_epi_2021, kdigo_g_stage, kdigo_a_stage
-    for name, frame in views.items():
+    for name, frame in {**views, **standard_tables(views)}.items():
         frame.createOrReplaceTempView(name)
     for name in d.depends_on:
         upstream[name].localCheckpoint(eager=True).createOrReplaceTempView(name)
