@@ -343,6 +343,89 @@ def dashboard(lake: str = typer.Option(..., help="lake folder written by `medgov
     serve(lake, host, port, lang, batches, site_config)
 
 
+@app.command()
+def feasibility(query: Path = typer.Argument(..., help="feasibility query (YAML or JSON): dataset, criteria, strata"),
+                lake: str = typer.Option(..., help="lake folder with published datasets (gold/)"),
+                config: Path | None = typer.Option(None, help="site configuration folder (serving.yaml)"),
+                output: str = typer.Option("table", "--format", help="table or json")) -> None:
+    """Count a cohort offline, under the site's disclosure control; audited like the service."""
+    import getpass
+
+    import yaml
+
+    from medgov.serving.feasibility import Caller, answer
+    from medgov.spec.site import load_site
+    from medgov.storage.lake import Lake
+
+    if output not in ("table", "json"):
+        raise MedgovError(f"--format must be table or json, not {output!r}")
+    try:
+        doc = yaml.safe_load(query.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MedgovError(f"cannot read {query}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise MedgovError(f"{query}: not YAML or JSON ({type(exc).__name__})") from None
+    caller = Caller(client=f"cli:{getpass.getuser()}", role="steward")
+    result = answer(Lake.at(lake), doc, caller, load_site(config).serving_policy())
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    _print_feasibility(result)
+
+
+def _print_feasibility(r: dict) -> None:  # type: ignore[type-arg]
+    from rich.console import Console
+    from rich.table import Table
+
+    def shown(v: int | None) -> str:
+        return "suppressed" if v is None else str(v)
+
+    d = r["disclosure"]
+    t = Table(title=f"{r['dataset']} (version {r['dataset_version']}): {shown(r['total'])} persons")
+    for name in r["strata"]:
+        t.add_column(name)
+    t.add_column("persons", justify="right")
+    for cell in r["cells"]:
+        t.add_row(*[str(cell[n]) for n in r["strata"]], shown(cell["count"]))
+    Console().print(t)
+    typer.echo(f"counts below {d['min_cell']} suppressed ({d['suppressed_below_min_cell']}), "
+               f"{d['suppressed_to_protect_others']} more to protect them; others rounded to {d['rounding']}")
+    for note in d["notes"]:
+        typer.echo(note)
+
+
+@app.command("audit")
+def audit_log(lake: str = typer.Option(..., help="lake folder"),
+              client: str | None = typer.Option(None, help="only this client's requests"),
+              limit: int = typer.Option(50, min=1, help="latest entries shown"),
+              output: str = typer.Option("table", "--format", help="table or json")) -> None:
+    """The serving audit: every request, answered or refused (no personal identifiers)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from medgov.serving.audit import entries
+    from medgov.storage.lake import Lake
+
+    if output not in ("table", "json"):
+        raise MedgovError(f"--format must be table or json, not {output!r}")
+    rows = entries(Lake.at(lake), client)[-limit:]
+    if output == "json":
+        import json
+
+        typer.echo(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
+        return
+    t = Table(title=f"audit: {len(rows)} latest requests")
+    for col in ("at", "client", "role", "endpoint", "status", "datasets", "cells", "suppressed", "query", "reason"):
+        t.add_column(col, overflow="fold")
+    for e in rows:
+        t.add_row(f"{e['at']:%Y-%m-%d %H:%M:%S}", e["client"], e["role"], e["endpoint"], str(e["status"]),
+                  ",".join(e["datasets"] or []), str(e["cells_released"]), str(e["cells_suppressed"]),
+                  e["query_hash"], e["reason"])
+    Console().print(t)
+
+
 @app.command("spark-server")
 def spark_server(port: int = typer.Option(15002, help="gRPC port the server listens on"),
                  host: str = typer.Option("127.0.0.1", help="address to bind (keep it local, or put TLS in front)"),

@@ -5,7 +5,8 @@
 - `institutions.yaml` is the institution registry: per org code its names (Chinese and
   English), level, expected encoding, contact, and threshold overrides of the checks
   (`thresholds: {suite: {column: share}}`, e.g. `silver.observation: {patient_link: 0.7}`);
-- `concept_maps/` extends the packaged concept maps (`spec.terminology`).
+- `concept_maps/` extends the packaged concept maps (`spec.terminology`);
+- `serving.yaml` overrides keys of `schemas/serving.yaml` (disclosure control, budgets).
 
 A key that is not known, or a value of the wrong kind, is a one-line error naming the file,
 the line and the field, raised before any data is touched.
@@ -41,6 +42,19 @@ class LandingLimits(BaseModel):
     hard_links: Literal["reject", "accept"]
 
 
+class ServingPolicy(BaseModel):
+    """Disclosure control and query limits for released counts (see `schemas/serving.yaml`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    min_cell: PositiveInt
+    rounding: PositiveInt
+    suppress_zero: bool
+    max_cells: PositiveInt
+    queries_per_day: PositiveInt
+    differencing_window_days: PositiveInt
+    differencing_lookback: PositiveInt
+
+
 class Institution(BaseModel):
     """One institution of the registry (`institutions.yaml`)."""
 
@@ -64,7 +78,11 @@ class SiteConfig:
     folder: Path | None
     landing: LandingLimits
     institutions: dict[str, Institution] = field(default_factory=dict)
-    version: str = NO_SITE  # content hash of the folder's files, recorded with every stage run
+    version: str = NO_SITE
+    serving: ServingPolicy | None = None  # None: the packaged defaults (`serving_policy()`)
+
+    def serving_policy(self) -> ServingPolicy:
+        return self.serving or ServingPolicy.model_validate(schema_file("serving.yaml"))  # content hash of the folder's files, recorded with every stage run
 
     def threshold(self, org: str, suite: str, column: str | None, default: float) -> float:
         """The share of rows a check needs on `org`'s batches: the institution's override, else `default`."""
@@ -163,7 +181,10 @@ def load_site(folder: str | Path | None = None) -> SiteConfig:
     where = str(path / "landing.yaml") if path else "landing_limits.yaml"
     override, node = _read(path, "landing.yaml")
     landing = _model(LandingLimits, schema_file("landing_limits.yaml"), override, where, node)
-    return SiteConfig(path, landing, _institutions(path), content_hash(path) if path else NO_SITE)
+    serving_override, serving_node = _read(path, "serving.yaml")
+    serving = _model(ServingPolicy, schema_file("serving.yaml"), serving_override,
+                     str(path / "serving.yaml") if path else "serving.yaml", serving_node)
+    return SiteConfig(path, landing, _institutions(path), content_hash(path) if path else NO_SITE, serving)
 
 
 def content_hash(folder: Path) -> str:
