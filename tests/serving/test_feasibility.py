@@ -8,44 +8,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from medgov.serving import audit
 from medgov.serving.feasibility import Caller, Refused, answer
 from medgov.spec.site import ServingPolicy, load_site
-from medgov.storage.lake import Lake
 
 EXACT = ServingPolicy(min_cell=1, rounding=1, suppress_zero=False, max_cells=1000, queries_per_day=100,
                       differencing_window_days=30, differencing_lookback=50)
 CALLER = Caller("research-app", "researcher")
-
-
-def _persons() -> list[dict]:
-    """40 persons: sex alternating, ages 30..69, G3a for the first 25 and G4 after,
-    institution A for even numbers and B for multiples of 3, onset in 2023 for the first 20."""
-    out = []
-    for i in range(40):
-        out.append({"patient_key": f"k{i:03d}", "sex": "female" if i % 2 else "male", "age_years": 30 + i,
-                    "g_stage": "G3a" if i < 25 else "G4", "egfr": 59.0 - i,
-                    "source_institutions": [o for o, ok in (("A", i % 2 == 0), ("B", i % 3 == 0)) if ok],
-                    "first_qualifying_date": date(2023, 6, 1) if i < 20 else date(2024, 6, 1)})
-    return out
-
-
-@pytest.fixture
-def lake(tmp_path) -> Lake:
-    lake = Lake.at(tmp_path / "lake")
-    table = pa.Table.from_pylist(_persons(), schema=pa.schema([
-        ("patient_key", pa.string()), ("sex", pa.string()), ("age_years", pa.int32()), ("g_stage", pa.string()),
-        ("egfr", pa.float64()), ("source_institutions", pa.list_(pa.string())),
-        ("first_qualifying_date", pa.date32())]))
-    write_deltalake(lake.gold("ckd_registry"), table)
-    return lake
 
 
 def _q(**kw) -> dict:
@@ -139,7 +112,7 @@ def test_the_differencing_guard_refuses_all_but_one(lake):
     answer(lake, _q(criteria=[{"column": "age_years", "between": [30, 68]}]), Caller("other", "researcher"), policy)
 
 
-def test_the_audit_holds_every_request_and_no_person_identifier(lake):
+def test_the_audit_holds_every_request_and_no_person_identifier(lake, persons):
     answer(lake, _q(strata=[{"column": "sex"}]), CALLER, EXACT)
     with pytest.raises(Refused):
         answer(lake, _q(criteria=[{"column": "patient_key", "in": ["k001"]}]), CALLER, EXACT)
@@ -150,7 +123,7 @@ def test_the_audit_holds_every_request_and_no_person_identifier(lake):
     # the refused query named a person's key: the refusal is recorded, the key is not
     assert rows[1]["query"] == "" and "identifies a person" in rows[1]["reason"]
     text = json.dumps(rows, default=str)
-    assert not any(p["patient_key"] in text for p in _persons())
+    assert not any(p["patient_key"] in text for p in persons)
 
 
 def test_values_no_person_has_are_left_out_of_the_recorded_query(lake):

@@ -426,6 +426,45 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
     Console().print(t)
 
 
+@app.command()
+def serve(lake: str = typer.Option(..., help="lake folder with published datasets (gold/)"),
+          config: Path = typer.Option(..., help="site configuration folder (roles.yaml, clients.yaml, serving.yaml)"),
+          host: str = typer.Option("127.0.0.1", help="address to listen on (loopback unless told otherwise)"),
+          port: int = typer.Option(8765, min=1, max=65535)) -> None:
+    """Serve the catalogue and feasibility counts to downstream apps (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from medgov.serving.app import create_app
+    from medgov.serving.clients import clients
+    from medgov.spec.site import load_site
+    from medgov.storage.lake import Lake
+
+    site = load_site(config)
+    if not clients(site.folder):
+        raise MedgovError(f"no clients in {config / 'clients.yaml'}: add one with `medgov clients add NAME --role R`")
+    typer.echo(f"medgov serve: http://{host}:{port}/ (docs at /docs)")
+    uvicorn.run(create_app(Lake.at(lake), site), host=host, port=port, log_level="warning")
+
+
+clients_app = typer.Typer(no_args_is_help=True, help="Clients of `medgov serve` and their tokens.")
+app.add_typer(clients_app, name="clients")
+
+
+@clients_app.command("add")
+def clients_add(name: str = typer.Argument(..., help="the client's name (an application, not a person)"),
+                role: str = typer.Option(..., help="a role of roles.yaml"),
+                config: Path = typer.Option(..., help="site configuration folder")) -> None:
+    """Register a client; its bearer token is printed once (only its hash is kept)."""
+    from datetime import datetime, timezone
+
+    from medgov.serving.clients import add_client
+
+    if not config.is_dir():
+        raise MedgovError(f"site configuration folder not found: {config}")
+    token = add_client(config, name, role, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    typer.echo(f"client {name} ({role}) added. Its token, shown this once:\n{token}")
+
+
 @app.command("spark-server")
 def spark_server(port: int = typer.Option(15002, help="gRPC port the server listens on"),
                  host: str = typer.Option("127.0.0.1", help="address to bind (keep it local, or put TLS in front)"),

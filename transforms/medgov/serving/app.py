@@ -1,0 +1,77 @@
+"""`medgov serve`: the platform's front door for downstream apps, one FastAPI application
+(OpenAPI docs at /docs). Every route but /health needs a client's bearer token; every
+request, answered or refused, is audited. Gold is read through delta-rs and Polars."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from medgov.serving import audit, catalog, feasibility
+from medgov.serving.clients import Identity, authenticate, roles
+from medgov.spec.site import SiteConfig
+from medgov.storage.lake import Lake
+
+MAX_BODY = 64 * 1024  # a feasibility query is a few hundred bytes
+_bearer = HTTPBearer(auto_error=False)
+
+
+def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
+    app = FastAPI(title="medgov", description="Curated disease datasets: catalogue and feasibility counts "
+                  "under disclosure control. Every request is audited.", version="1")
+    folder: Path | None = site.folder
+    policy = site.serving_policy()
+
+    def refuse(request: Request, status: int, reason: str, who: Identity | None = None) -> HTTPException:
+        audit.record(lake, audit.Entry(client=who.client if who else "", role=who.role if who else "",
+                                       endpoint=request.url.path.strip("/") or "/", status=status, reason=reason))
+        return HTTPException(status, detail=reason, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+    def identity(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Identity:
+        who = authenticate(folder, cred.credentials if cred else None)
+        if who is None:
+            raise refuse(request, 401, "unauthorized")
+        return who
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        # the reason only: no stack, no echo of the request
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/catalog", summary="The datasets this client may read, with their definitions and columns")
+    def get_catalog(request: Request, who: Identity = Depends(identity)) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        out = catalog.catalogue(lake, roles(folder), who.datasets)
+        audit.record(lake, audit.Entry(client=who.client, role=who.role, endpoint="catalog", status=200,
+                                       datasets=[e["name"] for e in out],
+                                       duration_ms=int((time.perf_counter() - start) * 1000)))
+        return out
+
+    @app.post("/feasibility", summary="Count a cohort by up to three strata, under disclosure control")
+    async def post_feasibility(request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise refuse(request, 413, f"a feasibility query is at most {MAX_BODY // 1024} KiB", who)
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise refuse(request, 400, "the body is not JSON", who) from None
+        caller = feasibility.Caller(who.client, who.role, who.datasets)
+        try:
+            # delta-rs and Polars block: off the event loop (the answer audits itself)
+            return await run_in_threadpool(feasibility.answer, lake, doc, caller, policy)
+        except feasibility.Refused as exc:
+            raise HTTPException(exc.status, detail=str(exc)) from None
+
+    return app
