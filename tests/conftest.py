@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["serving_fixtures"]  # lake, persons, site_folder for tests/serving
+
 logging.getLogger("py4j").setLevel(logging.WARNING)  # py4j logs on interpreter exit, after pytest closed its streams
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the checkout (tests only)

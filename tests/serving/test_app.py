@@ -57,12 +57,13 @@ def test_no_token_or_a_wrong_one_gets_401_and_nothing_else(api, lake, headers):
     assert [e["status"] for e in audit.entries(lake)] == [401, 401]
 
 
-def test_the_catalogue_lists_what_the_role_may_read(api):
+def test_the_catalogue_lists_every_dataset_and_what_the_role_may_read(api):
     client, auth = api
     r = client.get("/catalog", headers=auth)
     assert r.status_code == 200
     entries = {e["name"]: e for e in r.json()}
-    assert set(entries) == {"ckd_registry", "diabetes_registry"}  # the researcher role's datasets
+    assert set(entries) == {"ckd_registry", "diabetes_registry", "hypertension_registry", "heart_failure_registry"}
+    assert {n for n, e in entries.items() if e["readable"]} == {"ckd_registry", "diabetes_registry"}
     ckd = entries["ckd_registry"]
     assert ckd["published"]["persons"] == 40 and ckd["published"]["institutions"] == ["A", "B"]
     assert ckd["published"]["date_coverage"] == {"from": "2023-06-01", "to": "2024-06-01"}
@@ -70,6 +71,31 @@ def test_the_catalogue_lists_what_the_role_may_read(api):
     columns = {c["name"]: c for c in ckd["columns"]}
     assert columns["egfr"]["level"] == 3 and columns["egfr"]["category"].startswith("健康状况数据")
     assert ckd["roles"] == ["researcher"] and ckd["sources"]
+    assert entries["heart_failure_registry"]["roles"] == []  # no role may read it yet
+
+
+def test_the_catalogue_is_dcat_ap_3_valid_under_the_official_shapes(api):
+    """0 violations of the DCAT-AP 3.0.0 SHACL shapes (../shared/reference/dcat-ap-3)."""
+    import pyshacl
+    from rdflib import Graph
+
+    from conftest import shared_file
+
+    shapes = Graph().parse(shared_file("reference/dcat-ap-3/dcat-ap-SHACL.ttl"))
+    client, auth = api
+    r = client.get("/catalog.jsonld", headers=auth)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/ld+json")
+    data = Graph().parse(data=r.text, format="json-ld")
+    conforms, _, text = pyshacl.validate(data, shacl_graph=shapes)
+    assert conforms, text
+    from rdflib.namespace import DCAT, DCTERMS, RDF
+
+    datasets = list(data.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) == 4
+    assert len(list(data.subjects(RDF.type, DCAT.Distribution))) == 1  # the one published dataset
+    # the check can fail: a dataset without its titles is a violation
+    data.remove((datasets[0], DCTERMS.title, None))
+    assert not pyshacl.validate(data, shacl_graph=shapes)[0]
 
 
 def test_feasibility_over_http(api, lake):

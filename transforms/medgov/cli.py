@@ -465,6 +465,31 @@ def clients_add(name: str = typer.Argument(..., help="the client's name (an appl
     typer.echo(f"client {name} ({role}) added. Its token, shown this once:\n{token}")
 
 
+@app.command()
+def catalog(lake: str = typer.Option(..., help="lake folder with published datasets (gold/)"),
+            config: Path | None = typer.Option(None, help="site configuration folder (roles.yaml)"),
+            output: str = typer.Option("json", "--format", help="json, jsonld (DCAT-AP 3) or ttl (DCAT-AP 3)"),
+            base: str = typer.Option("http://127.0.0.1:8765", help="the service's public URL, for the DCAT links")
+            ) -> None:
+    """The data-asset catalogue: every curated dataset, its definition, columns and coverage."""
+    import json
+
+    from medgov.serving import catalog as cat
+    from medgov.serving.clients import roles
+    from medgov.spec.site import load_site
+    from medgov.storage.lake import Lake
+
+    if output not in ("json", "jsonld", "ttl"):
+        raise MedgovError(f"--format must be json, jsonld or ttl, not {output!r}")
+    entries = cat.catalogue(Lake.at(lake), roles(load_site(config).folder))
+    if output == "json":
+        typer.echo(json.dumps(entries, ensure_ascii=False, indent=2))
+        return
+    from medgov.serving import dcat
+
+    typer.echo(dcat.serialize(dcat.graph(entries, base=base), output))
+
+
 @app.command("spark-server")
 def spark_server(port: int = typer.Option(15002, help="gRPC port the server listens on"),
                  host: str = typer.Option("127.0.0.1", help="address to bind (keep it local, or put TLS in front)"),

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from medgov.serving import audit, catalog, feasibility
+from medgov.serving import audit, catalog, dcat, feasibility
 from medgov.serving.clients import Identity, authenticate, roles
 from medgov.spec.site import SiteConfig
 from medgov.storage.lake import Lake
@@ -49,14 +49,24 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/catalog", summary="The datasets this client may read, with their definitions and columns")
-    def get_catalog(request: Request, who: Identity = Depends(identity)) -> list[dict[str, Any]]:
+    def entries(who: Identity, endpoint: str) -> list[dict[str, Any]]:
         start = time.perf_counter()
-        out = catalog.catalogue(lake, roles(folder), who.datasets)
-        audit.record(lake, audit.Entry(client=who.client, role=who.role, endpoint="catalog", status=200,
-                                       datasets=[e["name"] for e in out],
+        out = catalog.catalogue(lake, roles(folder))
+        for e in out:
+            e["readable"] = e["name"] in who.datasets
+        audit.record(lake, audit.Entry(client=who.client, role=who.role, endpoint=endpoint, status=200,
                                        duration_ms=int((time.perf_counter() - start) * 1000)))
         return out
+
+    @app.get("/catalog", summary="Every curated dataset: definition, columns (meaning, GB/T 39725 category and "
+             "level), coverage, freshness, the roles that may read it, and whether this client may")
+    def get_catalog(who: Identity = Depends(identity)) -> list[dict[str, Any]]:
+        return entries(who, "catalog")
+
+    @app.get("/catalog.jsonld", summary="The catalogue as DCAT-AP 3 (JSON-LD)")
+    def get_catalog_jsonld(request: Request, who: Identity = Depends(identity)) -> Response:
+        g = dcat.graph(entries(who, "catalog.jsonld"), base=str(request.base_url))
+        return Response(dcat.serialize(g, "jsonld"), media_type="application/ld+json")
 
     @app.post("/feasibility", summary="Count a cohort by up to three strata, under disclosure control")
     async def post_feasibility(request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:

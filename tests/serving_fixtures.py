@@ -1,5 +1,5 @@
-"""A small published ckd_registry (hand-chosen persons, written with delta-rs) and a site
-folder with a role and a client, shared by the serving tests."""
+"""Fixtures of the serving tests (registered by tests/conftest.py): a small published
+ckd_registry (hand-chosen persons, written with delta-rs) and a site folder with two roles."""
 
 from __future__ import annotations
 
