@@ -7,6 +7,7 @@ LAKE     ?= lake
 SAMPLE   ?= sample/landing
 PATIENTS ?= 400
 SEED     ?= 7
+DEMO_SITE ?= demo-site
 PYTEST_ARGS ?=
 
 .PHONY: install demo dashboard bench test test-fast fuzz clean
@@ -33,7 +34,13 @@ demo: install
 	$(BIN)/medgov generate --out $(SAMPLE) --patients $(PATIENTS) --seed $(SEED)
 	MEDGOV_PSEUDONYM_KEY_FILE=$(LAKE)/_private/pseudonym.key $(BIN)/medgov run --landing $(SAMPLE) --lake $(LAKE)
 	$(BIN)/medgov report --lake $(LAKE)
+	@# A demo site configuration for the serving layer: one role, one client (its token printed once).
+	@rm -rf $(DEMO_SITE) && mkdir -p $(DEMO_SITE)
+	@printf 'researcher: {datasets: [ckd_registry, diabetes_registry, hypertension_registry, heart_failure_registry], max_level: 2, description: demo research platform}\n' > $(DEMO_SITE)/roles.yaml
+	$(BIN)/medgov clients add demo-app --role researcher --config $(DEMO_SITE)
+	$(BIN)/medgov feasibility docs/examples/feasibility-ckd.yaml --lake $(LAKE)
 	@echo "quality dashboard: make dashboard (serves http://127.0.0.1:8050/), or $(BIN)/medgov dashboard --lake $(LAKE) --export site"
+	@echo "serving: $(BIN)/medgov serve --lake $(LAKE) --config $(DEMO_SITE) (http://127.0.0.1:8765/, docs at /docs; Authorization: Bearer <the token above>)"
 
 # The data steward's dashboard on the demo lake (read-only; Ctrl-C stops).
 dashboard: install
@@ -66,4 +73,4 @@ fuzz: install
 	MEDGOV_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:xdist tests/ingest/test_fuzz_landing.py
 
 clean:
-	rm -rf $(LAKE) sample site .pytest_cache
+	rm -rf $(LAKE) sample site $(DEMO_SITE) .pytest_cache

@@ -70,3 +70,19 @@ def test_the_threshold_table_gives_the_referential_defaults():
     for _, column, severity, share in rows:
         declared = {(c.severity, c.threshold) for c in catalogue() if c.column == column}
         assert declared == {(severity, float(share))}, column
+
+
+def test_the_disclosure_table_gives_the_serving_defaults():
+    """The README's disclosure-control table states the shipped defaults of serving.yaml."""
+    from medgov.spec.site import load_site
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## For downstream apps", 1)[1].split("\n## ", 1)[0]
+    defaults = load_site().serving_policy().model_dump()
+    shown: dict[str, str] = {}
+    for names, values in re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| ([^|]+?) \|", section, re.MULTILINE):
+        for name, value in zip(re.findall(r"`(\w+)`", names), values.split(", ")):
+            shown[name] = value.strip()
+    assert set(shown) == set(defaults)
+    for key, value in defaults.items():
+        assert str(value).lower() == shown[key], key
