@@ -124,6 +124,15 @@ def test_each_view_shows_the_lakes_numbers_and_no_identifier(demo, server, brows
             shown = v.cell(f'#overview-cells td[data-org="{org}"][data-layer="{layer}"]')
             assert shown == _latest_share(results, org, layer), (org, layer)
     assert page.locator("#overview-trend .scatterlayer .trace").count() >= len(orgs)  # plotly drew offline
+    # what changed between each institution's two latest batches: new, persisting, resolved
+    from medgov.dashboard.queries import overview
+    from medgov.dashboard.snapshot import read
+
+    changes = overview(read(demo.lake))["changes"]
+    assert page.locator("#changes tr.change-new, #changes tr.change-persisting, #changes tr.change-resolved"
+                        ).count() == len(changes)
+    for kind in ("new", "persisting", "resolved"):
+        assert page.locator(f"#changes tr.change-{kind}").count() == sum(c["change"] == kind for c in changes)
     page.screenshot(path=str(SHOTS / "dashboard-overview.png"), full_page=True)
 
     # an institution's page: share per table and batch, and what fails in its latest batch

@@ -38,9 +38,25 @@ def test_overview_share_status_and_trend_per_institution_and_layer():
     assert [(p["batch_key"], p["share"], p["status"]) for p in a["trend"]] == [("A/b2", 0.5, "warn"),
                                                                                ("A/b3", 0.5, "fail")]
     assert cells[("B", "bronze")]["status"] == "pass" and ("B", "silver") not in cells
-    # b3 fails `value` (passed in b2) but not `unit` (failing in b2, passing now)
-    assert [(r["org_code"], r["column"], r["severity"]) for r in o["newly_failing"]] == [("A", "value", "blocking")]
+    # b3 fails `value` (passed in b2): new; `unit` failed in b2 and passes now: resolved
+    assert [(r["change"], r["org_code"], r["column"], r["severity"]) for r in o["changes"]] == [
+        ("new", "A", "value", "blocking"), ("resolved", "A", "unit", "warning")]
     assert o["kpi"]["checks"] == 7 and o["kpi"]["passed"] == 5
+
+
+def test_changes_between_an_institutions_two_latest_batches():
+    rows = [result("A/b1", column="c1", success=False, unexpected=4), result("A/b1", column="c2", success=False),
+            result("A/b1", column="c3", success=False), result("A/b1", column="c5"),
+            result("A/b2", column="c1", success=False, unexpected=6), result("A/b2", column="c2"),
+            result("A/b2", column="c4", success=False, unexpected=1), result("A/b2", column="c5"),
+            result("B/b1", column="c1", success=False)]  # one batch: nothing to compare with
+    changes = queries.overview(snap(rows))["changes"]
+    assert [(r["change"], r["column"], r["unexpected_count"], r["unexpected_before"]) for r in changes] == [
+        ("new", "c4", 1, None),  # not run in b1
+        ("persisting", "c1", 6, 4),
+        ("resolved", "c2", 0, 0),
+    ]  # c3 failed in b1 but was not run in b2: not called resolved; c5 passed in both
+    assert all(r["previous"] == "A/b1" and r["batch_key"] == "A/b2" for r in changes)
 
 
 def test_batches_are_ordered_by_batch_id_within_an_institution():

@@ -79,7 +79,8 @@ def _by(rows: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, An
 
 def overview(snap: Snapshot, last_n: int = 10) -> dict[str, Any]:
     """Per institution x layer: share of checks passing in the latest batch, status, and the
-    share over the last `last_n` batches; KPIs; checks newly failing in each latest batch."""
+    share over the last `last_n` batches; KPIs; how each institution's checks changed between
+    its two latest batches (`changes`)."""
     order = batch_order(snap)
     by_batch_layer = _by(snap.results, "batch_key", "layer")
     cells = []
@@ -95,19 +96,7 @@ def overview(snap: Snapshot, last_n: int = 10) -> dict[str, Any]:
                 "trend": [{"batch_key": k, "share": _share(by_batch_layer[(k, layer)]),
                            "status": status_of(by_batch_layer[(k, layer)])} for k in keys_here],
             })
-    newly_failing = []
-    by_batch = _by(snap.results, "batch_key")
-    for org, keys in order.items():
-        if len(keys) < 2:
-            continue
-        prev_failing = {(r["suite"], r["expectation"], r["column"]) for r in by_batch[(keys[-2],)] if not r["success"]}
-        for r in by_batch[(keys[-1],)]:
-            k = (r["suite"], r["expectation"], r["column"])
-            if not r["success"] and k not in prev_failing:
-                newly_failing.append({"org_code": org, "batch_key": keys[-1], "previous": keys[-2],
-                                      "check_id": check_id(*k), "suite": k[0], "expectation": k[1],
-                                      "column": k[2], "severity": r["severity"],
-                                      "unexpected_count": r["unexpected_count"]})
+    changes = _changes(order, _by(snap.results, "batch_key"))
     stages = Counter(b["stage"] for b in snap.batches)
     rejected = [d for d in latest_deliveries(snap).values() if d["status"] == "rejected"]
     return {
@@ -117,8 +106,36 @@ def overview(snap: Snapshot, last_n: int = 10) -> dict[str, Any]:
                 "checks": len(snap.results), "passed": sum(1 for r in snap.results if r["success"]),
                 "quarantined": len(snap.quarantine)},
         "cells": cells,
-        "newly_failing": sorted(newly_failing, key=lambda r: (r["severity"] != "blocking", r["org_code"], r["check_id"])),
+        "changes": changes,
     }
+
+
+CHANGES = ("new", "persisting", "resolved")  # the order a steward reads them in
+
+
+def _changes(order: dict[str, list[str]], by_batch: dict[tuple[Any, ...], list[dict[str, Any]]]
+             ) -> list[dict[str, Any]]:
+    """Per institution, the checks that changed between its two latest batches: `new` (failing
+    now, passed or not run before), `persisting` (failing in both) and `resolved` (failing
+    before, passing now). A check not run in the latest batch is not called resolved."""
+    out = []
+    for org, keys in order.items():
+        if len(keys) < 2:
+            continue
+        before = {(r["suite"], r["expectation"], r["column"]): r for r in by_batch[(keys[-2],)]}
+        now = {(r["suite"], r["expectation"], r["column"]): r for r in by_batch[(keys[-1],)]}
+        for k, r in now.items():
+            was = before.get(k)
+            failed_before = was is not None and not was["success"]
+            if r["success"] and not failed_before:
+                continue
+            change = "resolved" if r["success"] else "persisting" if failed_before else "new"
+            out.append({"org_code": org, "batch_key": keys[-1], "previous": keys[-2], "change": change,
+                        "check_id": check_id(*k), "suite": k[0], "expectation": k[1], "column": k[2],
+                        "severity": r["severity"], "unexpected_count": r["unexpected_count"],
+                        "unexpected_before": was["unexpected_count"] if was is not None else None})
+    return sorted(out, key=lambda r: (CHANGES.index(r["change"]), r["severity"] != "blocking", r["org_code"],
+                                      r["check_id"]))
 
 
 def checks(snap: Snapshot) -> dict[str, Any]:

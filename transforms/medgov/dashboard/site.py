@@ -59,7 +59,7 @@ def render_page(snap: Snapshot, lang: str, page: str, last_n: int = 10) -> str:
                                                             "datasets": "nav_datasets"}[page])
     if page == "index":
         o = queries.overview(snap, last_n)
-        ctx |= {"kpi": o["kpi"], "newly_failing": o["newly_failing"],
+        ctx |= {"kpi": o["kpi"], "changes": o["changes"],
                 "orgs": sorted({c["org_code"] for c in o["cells"]}),
                 "cells": {(c["org_code"], c["layer"]): c for c in o["cells"]},
                 "trend_chart": charts.overview_trend(o["cells"], queries.LAYERS, t)}
