@@ -33,6 +33,10 @@ def lake(tmp_path) -> Lake:
         ("egfr", pa.float64()), ("source_institutions", pa.list_(pa.string())),
         ("first_qualifying_date", pa.date32())]))
     write_deltalake(lake.gold("ckd_registry"), table)
+    from medgov.publish.release import write_releases
+    from medgov.spec.datasets import dataset
+
+    write_releases(lake, dataset("ckd_registry"))  # as publish does after its MERGE
     return lake
 
 

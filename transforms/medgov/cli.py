@@ -453,8 +453,12 @@ app.add_typer(clients_app, name="clients")
 @clients_app.command("add")
 def clients_add(name: str = typer.Argument(..., help="the client's name (an application, not a person)"),
                 role: str = typer.Option(..., help="a role of roles.yaml"),
-                config: Path = typer.Option(..., help="site configuration folder")) -> None:
+                config: Path = typer.Option(..., help="site configuration folder"),
+                profile: Path | None = typer.Option(None, help="also write the client's Delta Sharing profile here"),
+                endpoint: str = typer.Option("http://127.0.0.1:8765", help="the service's URL, for the profile")
+                ) -> None:
     """Register a client; its bearer token is printed once (only its hash is kept)."""
+    import json
     from datetime import datetime, timezone
 
     from medgov.serving.clients import add_client
@@ -462,6 +466,13 @@ def clients_add(name: str = typer.Argument(..., help="the client's name (an appl
     if not config.is_dir():
         raise MedgovError(f"site configuration folder not found: {config}")
     token = add_client(config, name, role, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if profile is not None:
+        from medgov.serving.sharing import profile as sharing_profile
+
+        profile.write_text(json.dumps(sharing_profile(endpoint, token), indent=2) + "\n", encoding="utf-8")
+        profile.chmod(0o600)
+        typer.echo(f"client {name} ({role}) added; its Delta Sharing profile (with the token): {profile}")
+        return
     typer.echo(f"client {name} ({role}) added. Its token, shown this once:\n{token}")
 
 

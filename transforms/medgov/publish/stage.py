@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from medgov.publish.cohort import CARRIED, build, view_frames
+from medgov.publish.release import write_releases
 from medgov.quality.holds import parents_in_quarantine, releasable
 from medgov.spec.datasets import Dataset, column_metadata, datasets
 from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
@@ -172,6 +173,10 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
             result.recomputed[d.name] = "all" if persons is None else f"{len(persons)} persons"
             run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in rows.schema.fields],
                                            rows=n, column_lineage=_lineage(ctx, d)))
+            # the copies the serving layer shares, one per column level (medgov.publish.release)
+            for release_uri, cols, released in write_releases(lake, d):
+                run.outputs.append(DatasetInfo(release_uri, [(c, str(d.columns[c]["type"])) for c in cols],
+                                               rows=released, column_lineage={c: [(uri, c)] for c in cols}))
         run.inputs += [DatasetInfo(lake.silver(t)) for t in PERSON_TABLES if t in versions]
         faults.point("publish.before_bookkeeping")
         control.record_published(lake, {d.name: d.fingerprint for d in datasets()}, versions, ctx.run_id)

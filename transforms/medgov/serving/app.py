@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from medgov.serving import audit, catalog, dcat, feasibility
+from medgov.serving import audit, catalog, dcat, feasibility, sharing
 from medgov.serving.clients import Identity, authenticate, roles
 from medgov.spec.site import SiteConfig
 from medgov.storage.lake import Lake
@@ -84,4 +84,5 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
         except feasibility.Refused as exc:
             raise HTTPException(exc.status, detail=str(exc)) from None
 
+    app.include_router(sharing.router(lake, identity), prefix="/delta-sharing", tags=["Delta Sharing"])
     return app
