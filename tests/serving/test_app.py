@@ -6,16 +6,14 @@ each audited."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from serving_fixtures import serving
 
 from medgov.errors import MedgovError
 from medgov.serving import audit
@@ -116,33 +114,15 @@ def test_feasibility_over_http(api, lake):
     assert client.get("/openapi.json").json()["paths"].keys() >= {"/feasibility", "/catalog"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_medgov_serve_answers_on_loopback(lake, site_folder):
     out = subprocess.run([MEDGOV, "clients", "add", "cli-app", "--role", "researcher", "--config", str(site_folder)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    proc = subprocess.Popen([MEDGOV, "serve", "--lake", lake.root, "--config", str(site_folder), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serving(lake, site_folder) as port:
         r = httpx.post(f"http://127.0.0.1:{port}/feasibility", headers={"Authorization": f"Bearer {token}"},
                        json={"dataset": "ckd_registry"}, timeout=30)
         assert r.status_code == 200 and r.json()["total"] == 40
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     bad = subprocess.run([MEDGOV, "clients", "add", "x y", "--role", "researcher", "--config", str(site_folder)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1

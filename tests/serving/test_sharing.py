@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from serving_fixtures import serving
 
 from medgov.serving import audit, sharing
 from medgov.serving.app import create_app
@@ -66,26 +66,19 @@ def api(lake, site_folder, monkeypatch):
 
 def test_the_official_client_reads_the_roles_columns_only(lake, site_folder, sharing_python, tmp_path):
     profile = tmp_path / "research.share"
-    port = _free_port()
     out = subprocess.run([MEDGOV, "clients", "add", "bi-tool", "--role", "researcher", "--config", str(site_folder),
-                          "--profile", str(profile), "--endpoint", f"http://127.0.0.1:{port}"],
-                         capture_output=True, text=True, timeout=120)
+                          "--profile", str(profile)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     written = json.loads(profile.read_text())
-    assert written["endpoint"] == f"http://127.0.0.1:{port}/delta-sharing" and written["shareCredentialsVersion"] == 1
+    assert written["endpoint"] == "http://127.0.0.1:8765/delta-sharing" and written["shareCredentialsVersion"] == 1
     assert written["bearerToken"] not in out.stdout  # the token is in the profile (mode 600), not on the terminal
     assert oct(profile.stat().st_mode & 0o777) == "0o600"
-    server = subprocess.Popen([MEDGOV, "serve", "--lake", lake.root, "--config", str(site_folder), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait(port)
+    with serving(lake, site_folder) as port:
+        profile.write_text(json.dumps({**written, "endpoint": f"http://127.0.0.1:{port}/delta-sharing"}))
         run = subprocess.run([str(sharing_python), "-c", CLIENT_SCRIPT, str(profile)], capture_output=True,
                              text=True, timeout=300, env={**os.environ, "NO_PROXY": "127.0.0.1"})
-        assert run.returncode == 0, run.stderr[-2000:]
-        got = json.loads(run.stdout.strip().splitlines()[-1])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
     # the researcher reads ckd and diabetes; only ckd is published in this lake
     assert got["tables"] == [["medgov", "curated", "ckd_registry"]]
     assert got["columns"] == LEVEL_2 and got["rows"] == 40 and got["sexes"] == ["female", "male"]
@@ -152,20 +145,3 @@ def test_tampered_and_expired_file_urls_are_refused(api, lake):
     assert client.get(f"/delta-sharing/files/{outside}").status_code == 404
     assert [e["status"] for e in audit.entries(lake) if e["endpoint"] == "delta-sharing/files"] == [403, 403]
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(port: int) -> None:
-    for _ in range(150):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("medgov serve did not start")
