@@ -76,3 +76,21 @@ def test_linearity_compares_consecutive_sizes():
     sizes = [{"rows": 100, "seconds": {"total": 10.0}}, {"rows": 500, "seconds": {"total": 40.0}}]
     (lin,) = linearity(sizes)
     assert (lin["row_ratio"], lin["time_ratio"], lin["time_per_row_ratio"]) == (5.0, 4.0, 0.8)
+
+
+def test_serving_bench_smoke(tmp_path):
+    """`medgov bench-serving` at a tiny size: a registry written and released, the service
+    started, concurrent feasibility clients timed, and the Delta Sharing read compared with
+    local Parquet when the client's environment exists."""
+    from pathlib import Path
+
+    from medgov.bench.serving import registry, run
+    from medgov.spec.datasets import dataset
+
+    assert registry(10).column_names == list(dataset("ckd_registry").columns)  # every declared column
+    client = Path(__file__).resolve().parents[2] / ".venv-sharing" / "bin" / "python"
+    r = run(persons=2000, clients=2, requests=3, sharing_python=client)
+    f = r["feasibility"]
+    assert f["requests"] == 6 and 0 < f["p50_ms"] <= f["p95_ms"] <= f["max_ms"]
+    if "skipped" not in r["sharing"]:
+        assert r["sharing"]["rows"] == r["sharing"]["local_rows"] == 2000 and r["sharing"]["ratio"] > 0

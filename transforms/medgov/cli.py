@@ -430,20 +430,29 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
 def serve(lake: str = typer.Option(..., help="lake folder with published datasets (gold/)"),
           config: Path = typer.Option(..., help="site configuration folder (roles.yaml, clients.yaml, serving.yaml)"),
           host: str = typer.Option("127.0.0.1", help="address to listen on (loopback unless told otherwise)"),
-          port: int = typer.Option(8765, min=1, max=65535)) -> None:
-    """Serve the catalogue and feasibility counts to downstream apps (OpenAPI docs at /docs)."""
+          port: int = typer.Option(8765, min=1, max=65535),
+          workers: int = typer.Option(1, min=1, max=64, help="worker processes (each keeps its own table cache)")
+          ) -> None:
+    """Serve the catalogue, feasibility counts and Delta Sharing to downstream apps (OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
-    from medgov.serving.app import create_app
+    from medgov.serving.app import LAKE_ENV, create_app
     from medgov.serving.clients import clients
-    from medgov.spec.site import load_site
+    from medgov.spec.site import CONFIG_ENV, load_site
     from medgov.storage.lake import Lake
 
     site = load_site(config)
     if not clients(site.folder):
         raise MedgovError(f"no clients in {config / 'clients.yaml'}: add one with `medgov clients add NAME --role R`")
     typer.echo(f"medgov serve: http://{host}:{port}/ (docs at /docs)")
-    uvicorn.run(create_app(Lake.at(lake), site), host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(create_app(Lake.at(lake), site), host=host, port=port, log_level="warning")
+        return
+    os.environ[LAKE_ENV], os.environ[CONFIG_ENV] = Lake.at(lake).root, str(config.resolve())
+    uvicorn.run("medgov.serving.app:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="warning")
 
 
 clients_app = typer.Typer(no_args_is_help=True, help="Clients of `medgov serve` and their tokens.")
@@ -542,6 +551,21 @@ def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows 
                             increment_rows=increment)
     benchmark.render(results)
     typer.echo(f"results: {out / 'results.json'}, plot: {out / 'scaling.png'}")
+
+
+@app.command("bench-serving")
+def bench_serving(persons: int = typer.Option(1_000_000, min=1000, help="persons in the synthetic registry"),
+                  clients: int = typer.Option(8, min=1, max=64, help="concurrent feasibility clients"),
+                  requests: int = typer.Option(25, min=1, max=1000, help="queries per client"),
+                  workers: int = typer.Option(1, min=1, max=16, help="`medgov serve --workers`")) -> None:
+    """Serving benchmark: feasibility latency under concurrent clients, Delta Sharing against local Parquet."""
+    import json
+
+    from medgov.bench.serving import run
+
+    root = Path(__file__).resolve().parents[2]
+    result = run(persons, clients, requests, root / ".venv-sharing" / "bin" / "python", workers)
+    typer.echo(json.dumps(result, indent=2))
 
 
 def main() -> None:

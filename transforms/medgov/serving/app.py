@@ -5,6 +5,7 @@ request, answered or refused, is audited. Gold is read through delta-rs and Pola
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ from medgov.storage.lake import Lake
 
 MAX_BODY = 64 * 1024  # a feasibility query is a few hundred bytes
 _bearer = HTTPBearer(auto_error=False)
+
+
+LAKE_ENV = "MEDGOV_SERVE_LAKE"
+
+
+def app_from_env() -> FastAPI:
+    """The app of `medgov serve --workers N`: each worker process builds it from the lake and
+    configuration the command put in its environment."""
+    from medgov.spec.site import load_site
+
+    return create_app(Lake.at(os.environ[LAKE_ENV]), load_site())
 
 
 def create_app(lake: Lake, site: SiteConfig) -> FastAPI:

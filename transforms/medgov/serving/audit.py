@@ -23,7 +23,6 @@ SCHEMA = pa.schema([
     ("rows_released", pa.int64()), ("cells_released", pa.int64()), ("cells_suppressed", pa.int64()),
     ("duration_ms", pa.int64()),
 ])
-_lock = threading.Lock()  # one writer per process: appends from one server never race each other
 
 
 def audit_table(lake: Lake) -> str:
@@ -47,11 +46,66 @@ class Entry:
     at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
+COMPACT_EVERY = 200  # commits: the table of one-row appends is compacted now and then
+
+
+class _Mirror:
+    """The audit table held in memory per process, kept current cheaply: each read looks at
+    the files added since the last one and reads only those (an append adds one small file),
+    and appends go through the same table object (no log replay per request)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, DeltaTable] = {}
+        self.fs: dict[str, Any] = {}
+        self.files: dict[str, set[str]] = {}
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.lock = threading.Lock()
+
+    def _table(self, uri: str) -> DeltaTable:
+        dt = self.tables.get(uri)
+        if dt is None:
+            import pyarrow.fs as pafs
+            from deltalake.fs import DeltaStorageHandler
+
+            dt = self.tables[uri] = DeltaTable(uri)
+            self.fs[uri] = pafs.PyFileSystem(DeltaStorageHandler(uri))
+            self.files[uri], self.rows[uri] = set(), []
+        else:
+            dt.update_incremental()
+        return dt
+
+    def read(self, uri: str) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        with self.lock:
+            dt = self._table(uri)
+            current = set(pa.table(dt.get_add_actions()).column("path").to_pylist())
+            if not self.files[uri] <= current:  # compacted: read everything again
+                self.files[uri], self.rows[uri] = set(), []
+            for path in sorted(current - self.files[uri]):
+                # one thread: a pyarrow pool still running when a short CLI process exits aborts it
+                # ("terminate called without an active exception")
+                self.rows[uri] += pq.read_table(path, filesystem=self.fs[uri], use_threads=False).to_pylist()
+                self.files[uri].add(path)
+            return list(self.rows[uri])
+
+    def append(self, uri: str, data: pa.Table) -> None:
+        with self.lock:
+            if DeltaTable.is_deltatable(uri):
+                dt = self._table(uri)
+                write_deltalake(dt, data, mode="append")
+                if dt.version() % COMPACT_EVERY == 0:
+                    dt.optimize.compact()
+            else:
+                write_deltalake(uri, data, mode="append", description="medgov audit of serving requests")
+
+
+_mirror = _Mirror()
+
+
 def record(lake: Lake, entry: Entry) -> None:
     """Append one entry (a Delta commit of one row)."""
-    data = pa.Table.from_pylist([asdict(entry)], schema=SCHEMA)
-    with _lock:
-        write_deltalake(audit_table(lake), data, mode="append", description="medgov audit of serving requests")
+    _mirror.append(audit_table(lake), pa.Table.from_pylist([asdict(entry)], schema=SCHEMA))
 
 
 def entries(lake: Lake, client: str | None = None, since: timedelta | None = None) -> list[dict[str, Any]]:
@@ -59,9 +113,7 @@ def entries(lake: Lake, client: str | None = None, since: timedelta | None = Non
     uri = audit_table(lake)
     if not DeltaTable.is_deltatable(uri):
         return []
-    # one thread: pyarrow's pool could still be running when a short CLI process exits ("terminate
-    # called without an active exception")
-    rows = DeltaTable(uri).to_pyarrow_dataset().to_table(use_threads=False).to_pylist()
+    rows = _mirror.read(uri)
     if client is not None:
         rows = [r for r in rows if r["client"] == client]
     if since is not None:

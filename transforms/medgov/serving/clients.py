@@ -48,9 +48,25 @@ class Identity:
     max_level: int
 
 
+_cache: dict[Path, tuple[tuple[int, int], dict[str, BaseModel]]] = {}
+
+
 def _load(path: Path, model: type[BaseModel]) -> dict[str, BaseModel]:
-    if not path.exists():
+    """The file's entries, parsed again only when the file changed (every request reads them)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return {}
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _cache.get(path)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
+    entries = _parse(path, model)
+    _cache[path] = (stamp, entries)
+    return dict(entries)
+
+
+def _parse(path: Path, model: type[BaseModel]) -> dict[str, BaseModel]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

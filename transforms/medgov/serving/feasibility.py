@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 import math
+import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import polars as pl
@@ -54,13 +56,58 @@ def _dataset(name: str, caller: Caller) -> Dataset:
     return known[name]
 
 
+_tables: dict[str, DeltaTable] = {}
+_frames: dict[tuple[str, int, tuple[str, ...]], pl.DataFrame] = {}
+_frames_lock = threading.Lock()
+FRAMES_KEPT = 8  # columns of a table version held in memory between requests
+
+
 def _frame(lake: Lake, d: Dataset, columns: list[str]) -> tuple[pl.DataFrame, int]:
+    """The columns of the dataset's current version, read once per version through delta-rs
+    and kept for the next request (a published table changes once per publish)."""
     uri = lake.gold(d.name)
-    if not DeltaTable.is_deltatable(uri):
-        raise Refused(404, f"{d.name} is not published in this lake yet")
-    dt = DeltaTable(uri)
-    data = dt.to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
-    return pl.from_arrow(data), dt.version()  # type: ignore[return-value]
+    with _frames_lock:
+        dt = _tables.get(uri)
+        if dt is None:
+            if not DeltaTable.is_deltatable(uri):
+                raise Refused(404, f"{d.name} is not published in this lake yet")
+            dt = _tables[uri] = DeltaTable(uri)
+        else:
+            dt.update_incremental()
+        key = (uri, dt.version(), tuple(columns))
+        if key not in _frames:
+            data = dt.to_pyarrow_dataset().to_table(columns=columns, use_threads=False)
+            while len(_frames) >= FRAMES_KEPT:
+                gone = next(iter(_frames))
+                _frames.pop(gone)
+                for k in [k for k in _distinct_cache if k[0] == gone]:
+                    _distinct_cache.pop(k)
+            frame = pl.from_arrow(data)
+            # text columns as categories: grouping and filtering on them is several times faster
+            _frames[key] = frame.with_columns(  # type: ignore[union-attr]
+                [pl.col(c).cast(pl.Categorical) for c, t in frame.schema.items()  # type: ignore[union-attr]
+                 if t == pl.String and c != "patient_key"])
+        return _frames[key], key[1]
+
+
+_distinct_cache: dict[tuple[tuple[str, int, tuple[str, ...]], str], frozenset[Any]] = {}
+
+
+def _distinct(frame: pl.DataFrame, column: str) -> frozenset[Any]:
+    """The values a column holds (list columns: their items), once per kept frame."""
+    with _frames_lock:
+        owner = next((k for k, f in _frames.items() if f is frame), None)
+        key = (owner, column) if owner is not None else None
+        if key is not None and key in _distinct_cache:
+            return _distinct_cache[key]
+    series = frame.get_column(column)
+    if isinstance(series.dtype, pl.List):
+        series = series.explode()
+    values = frozenset(series.drop_nulls().unique().to_list())
+    if key is not None:
+        with _frames_lock:
+            _distinct_cache[key] = values
+    return values
 
 
 def _condition(c: Criterion, kind: str) -> pl.Expr:
@@ -84,67 +131,74 @@ def _band_labels(bands: list[float]) -> list[str]:
     return labels + [f">={fmt(bands[-1])}", UNKNOWN]
 
 
-def _band(expr: pl.Expr, bands: list[float]) -> pl.Expr:
-    labels = _band_labels(bands)
-    out = pl.when(expr.is_null()).then(pl.lit(UNKNOWN)).when(expr < bands[0]).then(pl.lit(labels[0]))
-    for i, (lo, hi) in enumerate(zip(bands, bands[1:])):
-        out = out.when((expr >= lo) & (expr < hi)).then(pl.lit(labels[i + 1]))
-    return out.otherwise(pl.lit(labels[-2]))
+def _band_index(expr: pl.Expr, bands: list[float]) -> pl.Expr:
+    """The band of a number as the index of its label in `_band_labels` (-1: unknown). The
+    grouping is on small integers; labels are put on the few groups afterwards."""
+    above = pl.sum_horizontal([(expr >= b).cast(pl.Int8) for b in bands])
+    return pl.when(expr.is_null()).then(pl.lit(-1, pl.Int8)).otherwise(above)
 
 
-def _strata_columns(frame: pl.DataFrame, strata: list[Stratum], d: Dataset) -> tuple[pl.DataFrame, list[list[Any]]]:
-    """The frame with one `_s<i>` label column per stratum, and each stratum's domain: its
-    bands, or every value the whole dataset holds (not only the cohort's: a value absent from
-    the domain would itself tell that no person of the cohort has it)."""
-    domains = []
-    exprs = []
+def _strata_columns(frame: pl.DataFrame, strata: list[Stratum], d: Dataset
+                    ) -> tuple[list[pl.Expr], list[list[Any]], list[Callable[[Any], str]]]:
+    """One `_s<i>` grouping expression per stratum, each stratum's domain (its bands, or every
+    value the whole dataset holds, not only the cohort's: a value absent from the domain would
+    itself tell that no person of the cohort has it), and how a group's value becomes its label."""
+    domains, exprs, label_of = [], [], []
     for i, s in enumerate(strata):
         if s.bands is not None:
-            domains.append(_band_labels(s.bands))
-            exprs.append(_band(pl.col(s.column), s.bands).alias(f"_s{i}"))
+            labels = _band_labels(s.bands)
+            domains.append(labels)
+            exprs.append(_band_index(pl.col(s.column), s.bands).alias(f"_s{i}"))
+            label_of.append(lambda v, labels=labels: labels[v])
         else:
-            label = pl.col(s.column).cast(pl.String).fill_null(UNKNOWN)
-            values = frame.select(label.unique()).to_series().to_list()
+            values = {str(v) for v in _distinct(frame, s.column)}
+            if frame.get_column(s.column).null_count():
+                values.add(UNKNOWN)
             domains.append(sorted(values, key=lambda v: (v == UNKNOWN, v)))
-            exprs.append(label.alias(f"_s{i}"))
-    return frame.with_columns(exprs) if exprs else frame, domains
+            exprs.append(pl.col(s.column).alias(f"_s{i}"))
+            label_of.append(lambda v: UNKNOWN if v is None else str(v))
+    return exprs, domains, label_of
 
 
-def _cohort(frame: pl.DataFrame, q: FeasibilityQuery, d: Dataset) -> pl.DataFrame:
+def _mask(q: FeasibilityQuery, d: Dataset) -> pl.Expr:
+    """Whether a row (a person: a dataset holds one row per person) meets every criterion."""
     cond = pl.lit(True)
     for c in q.criteria:
         cond = cond & _condition(c, column_kind(d, c.column)).fill_null(False)
-    return frame.filter(cond)
+    return cond
 
 
-def _budget(lake: Lake, caller: Caller, policy: ServingPolicy) -> None:
-    done = [e for e in audit.entries(lake, caller.client, since=timedelta(days=1))
-            if e["endpoint"] == ENDPOINT and e["status"] == 200]
+def _answered(history: list[dict[str, Any]], within: timedelta) -> list[dict[str, Any]]:
+    """The client's answered feasibility queries of the last `within`, oldest first."""
+    start = datetime.now(timezone.utc) - within
+    return [e for e in history if e["endpoint"] == ENDPOINT and e["status"] == 200 and e["at"] >= start]
+
+
+def _budget(history: list[dict[str, Any]], caller: Caller, policy: ServingPolicy) -> None:
+    done = _answered(history, timedelta(days=1))
     if len(done) >= policy.queries_per_day:
         raise Refused(429, f"client {caller.client} has used its {policy.queries_per_day} feasibility queries "
                            "of the last 24 hours")
 
 
-def _differencing(lake: Lake, caller: Caller, q: FeasibilityQuery, d: Dataset, frame: pl.DataFrame,
-                  persons: set[Any], policy: ServingPolicy) -> None:
+def _differencing(lake: Lake, history: list[dict[str, Any]], q: FeasibilityQuery, d: Dataset,
+                  policy: ServingPolicy) -> None:
     """Refuse a cohort that differs from one of the client's recent cohorts on the same
-    dataset by fewer persons than the minimum cell (the classic 'all but one' pair)."""
+    dataset by fewer persons than the minimum cell (the classic 'all but one' pair). Both
+    cohorts are masks over the same rows of the current version: the difference is counted
+    in one vectorised pass."""
     mine = q.criteria_only().canonical()
-    recent = [e for e in audit.entries(lake, caller.client, since=timedelta(days=policy.differencing_window_days))
-              if e["endpoint"] == ENDPOINT and e["status"] == 200 and e["datasets"] == [d.name]]
+    recent = [e for e in _answered(history, timedelta(days=policy.differencing_window_days))
+              if e["datasets"] == [d.name]]
     seen = {mine}
     for e in reversed(recent[-policy.differencing_lookback:]):
         earlier = parse_query(json.loads(e["query"])).criteria_only()
         if earlier.canonical() in seen:
             continue
         seen.add(earlier.canonical())
-        needed = {c.column for c in earlier.criteria}
-        if not needed <= set(frame.columns):
-            frame_more, _ = _frame(lake, d, sorted(needed | {"patient_key"}))
-        else:
-            frame_more = frame
-        theirs = set(_cohort(frame_more, earlier, d).get_column("patient_key").to_list())
-        apart = len(persons ^ theirs)
+        columns = sorted({"patient_key", *[c.column for c in q.criteria], *[c.column for c in earlier.criteria]})
+        both, _ = _frame(lake, d, columns)
+        apart = both.select((_mask(q, d) ^ _mask(earlier, d)).sum()).item()
         if 0 < apart < policy.min_cell:
             raise Refused(403, f"differencing guard: this cohort differs from one of your earlier queries "
                                f"(at {e['at']:%Y-%m-%d %H:%M} UTC, {e['query_hash']}) by fewer than "
@@ -167,24 +221,23 @@ def answer(lake: Lake, doc: Any, caller: Caller, policy: ServingPolicy) -> dict[
             check_against(q, d)
         except QueryError as exc:
             raise Refused(400, str(exc)) from None
-        _budget(lake, caller, policy)
+        history = audit.entries(lake, caller.client)  # read once for the budget and the guard
+        _budget(history, caller, policy)
         columns = sorted({"patient_key", *[c.column for c in q.criteria], *[s.column for s in q.strata]})
         frame, version = _frame(lake, d, columns)
         q = _as_recorded(q, frame, d)
         entry.query_hash, entry.query = q.digest(), q.canonical()
-        frame, domains = _strata_columns(frame, list(q.strata), d)
+        labels, domains, label_of = _strata_columns(frame, list(q.strata), d)
         cells = math.prod(len(x) for x in domains) if domains else 1
         if cells > policy.max_cells:
             raise Refused(400, f"the strata make {cells} cells, more than the {policy.max_cells} one response may hold")
-        cohort = _cohort(frame, q, d)
-        persons = set(cohort.get_column("patient_key").to_list())
-        _differencing(lake, caller, q, d, frame, persons, policy)
-        keys = [f"_s{i}" for i in range(len(q.strata))]
-        if keys:
-            grouped = cohort.group_by(keys).agg(pl.col("patient_key").n_unique().alias("n"))
-            counts = {tuple(r[:-1]): int(r[-1]) for r in grouped.iter_rows()}
+        _differencing(lake, history, q, d, policy)
+        cohort = frame.lazy().filter(_mask(q, d))
+        if labels:
+            grouped = cohort.group_by(labels).agg(pl.len().alias("n")).collect()
+            counts = {tuple(f(v) for f, v in zip(label_of, r[:-1])): int(r[-1]) for r in grouped.iter_rows()}
         else:
-            counts = {(): len(persons)}
+            counts = {(): int(cohort.select(pl.len()).collect().item())}
         released = protect([s.column for s in q.strata], domains, counts,
                            Policy(policy.min_cell, policy.rounding, policy.suppress_zero))
         entry.cells_released = sum(v is not None for v in released.cells.values())
@@ -206,10 +259,10 @@ def _as_recorded(q: FeasibilityQuery, frame: pl.DataFrame, d: Dataset) -> Feasib
     for c in q.criteria:
         kind = column_kind(d, c.column)
         if c.in_ is not None and kind == "text":
-            held = set(frame.get_column(c.column).drop_nulls().unique().to_list())
+            held = {str(v) for v in _distinct(frame, c.column)}
             c = c.model_copy(update={"in_": sorted(str(v) for v in c.in_ if str(v) in held)})
         elif c.any is not None:
-            held = set(frame.get_column(c.column).explode().drop_nulls().unique().to_list())
+            held = _distinct(frame, c.column)
             c = c.model_copy(update={"any": sorted(v for v in c.any if v in held)})
         criteria.append(c)
     return q.model_copy(update={"criteria": criteria})
