@@ -53,6 +53,11 @@ BENCH_REPS  ?= 3
 bench: install
 	$(BIN)/medgov bench --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) --out bench
 
+# The serving benchmark: feasibility latency under 8 concurrent clients at 1 M persons, and a
+# Delta Sharing read against local Parquet (the client lives in .venv-sharing: see README).
+bench-serving: install
+	$(BIN)/medgov bench-serving --persons 1000000 --clients 8 --requests 25
+
 # The whole suite, as CI runs it (≤ 15 min on the 2-core reference machine), on two workers
 # (tests sharing a costly run stay together: see tests/conftest.py); the ten slowest tests
 # are listed at the end.
