@@ -383,3 +383,13 @@ def terminology(snap: Snapshot, worklist_rows: int = 50) -> dict[str, Any]:
     items = sorted(items, key=lambda w: -w.rows)
     return {"coverage": coverage, "worklist": [w.as_row() for w in items[:worklist_rows]],
             "worklist_total": len(items), "decisions": decisions(snap.site.folder)[:20]}
+
+
+def audit_view(snap: Snapshot, latest: int = 200) -> dict[str, Any]:
+    """The serving audit: the latest requests (newest first) and counts by endpoint and status."""
+    from medgov.serving.audit import entries
+
+    rows = entries(snap.lake)
+    by = Counter((r["endpoint"], r["status"]) for r in rows)
+    return {"requests": list(reversed(rows[-latest:])), "total_requests": len(rows),
+            "by_status": [{"endpoint": e, "status": s, "n": n} for (e, s), n in sorted(by.items())]}

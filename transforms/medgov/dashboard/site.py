@@ -21,7 +21,7 @@ from medgov.dashboard import charts, queries
 from medgov.dashboard.i18n import LANGUAGES, description_text, reason_text, translator
 from medgov.dashboard.snapshot import Snapshot
 
-PAGES = ("index", "checks", "quarantine", "terminology", "datasets")
+PAGES = ("index", "checks", "quarantine", "terminology", "datasets", "catalogue", "audit")
 STALE_HOURS = 36.0  # a daily feed missed once, plus margin: older datasets are flagged
 
 
@@ -56,7 +56,8 @@ def render_page(snap: Snapshot, lang: str, page: str, last_n: int = 10) -> str:
     ctx = _common(snap, lang, page, f"{page}.html", "../", {"index": "nav_overview", "checks": "nav_checks",
                                                             "quarantine": "nav_quarantine",
                                                             "terminology": "nav_terminology",
-                                                            "datasets": "nav_datasets"}[page])
+                                                            "datasets": "nav_datasets",
+                                                            "catalogue": "nav_catalogue", "audit": "nav_audit"}[page])
     if page == "index":
         o = queries.overview(snap, last_n)
         ctx |= {"kpi": o["kpi"], "changes": o["changes"],
@@ -74,6 +75,13 @@ def render_page(snap: Snapshot, lang: str, page: str, last_n: int = 10) -> str:
         lineage = queries.lineage(snap)
         ctx |= {"datasets": queries.freshness(snap), "lineage": lineage, "stale_hours": STALE_HOURS,
                 "chart": charts.lineage_sankey(lineage, t) if lineage["edges"] else ""}
+    elif page == "catalogue":
+        from medgov.serving.catalog import catalogue
+        from medgov.serving.clients import roles
+
+        ctx |= {"entries": catalogue(snap.lake, roles(snap.site.folder))}
+    elif page == "audit":
+        ctx |= queries.audit_view(snap)
     return ENV.get_template(f"{page}.html").render(**ctx)
 
 
