@@ -36,7 +36,7 @@ demo: install
 	$(BIN)/medgov report --lake $(LAKE)
 	@# A demo site configuration for the serving layer: one role, one client (its token printed once).
 	@rm -rf $(DEMO_SITE) && mkdir -p $(DEMO_SITE)
-	@printf 'researcher: {datasets: [ckd_registry, diabetes_registry, hypertension_registry, heart_failure_registry], max_level: 2, description: demo research platform}\n' > $(DEMO_SITE)/roles.yaml
+	@printf 'researcher: {datasets: [ckd_registry, diabetes_registry, hypertension_registry, heart_failure_registry], max_level: 3, description: demo research platform}\n' > $(DEMO_SITE)/roles.yaml
 	$(BIN)/medgov clients add demo-app --role researcher --config $(DEMO_SITE) --profile $(DEMO_SITE)/demo-app.share
 	$(BIN)/medgov feasibility docs/examples/feasibility-ckd.yaml --lake $(LAKE)
 	@echo "quality dashboard: make dashboard (serves http://127.0.0.1:8050/), or $(BIN)/medgov dashboard --lake $(LAKE) --export site"

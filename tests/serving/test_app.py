@@ -98,19 +98,22 @@ def test_the_catalogue_is_dcat_ap_3_valid_under_the_official_shapes(api):
 
 def test_feasibility_over_http(api, lake):
     client, auth = api
-    q = {"dataset": "ckd_registry", "strata": [{"column": "g_stage"}]}
+    q = {"dataset": "ckd_registry", "strata": [{"column": "sex"}]}
     r = client.post("/feasibility", headers=auth, json=q)
     assert r.status_code == 200, r.text
-    assert {c["g_stage"]: c["count"] for c in r.json()["cells"]} == {"G3a": 25, "G4": 15} and r.json()["total"] == 40
+    assert {c["sex"]: c["count"] for c in r.json()["cells"]} == {"female": 20, "male": 20} and r.json()["total"] == 40
     r = client.post("/feasibility", headers=auth, json={"dataset": "heart_failure_registry"})
     assert r.status_code == 403 and "not available" in r.json()["detail"]
+    # g_stage is level 3 and the researcher role sees level 2 at most: no count by it either
+    r = client.post("/feasibility", headers=auth, json={"dataset": "ckd_registry", "strata": [{"column": "g_stage"}]})
+    assert r.status_code == 403 and r.json() == {"detail": "ckd_registry.g_stage is level 3, above role researcher's 2"}
     r = client.post("/feasibility", headers=auth, json={**q, "strata": [{"column": c} for c in "abcd"]})
     assert r.status_code == 400 and r.json()["detail"] == "at most 3 strata, not 4"
     r = client.post("/feasibility", headers=auth, content=b"{not json")
     assert r.status_code == 400 and r.json() == {"detail": "the body is not JSON"}
     r = client.post("/feasibility", headers=auth, content=b" " * (65 * 1024))
     assert r.status_code == 413
-    assert [e["status"] for e in audit.entries(lake)] == [200, 403, 400, 400, 413]
+    assert [e["status"] for e in audit.entries(lake)] == [200, 403, 403, 400, 400, 413]
     assert client.get("/openapi.json").json()["paths"].keys() >= {"/feasibility", "/catalog"}
 
 

@@ -89,7 +89,7 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
             doc = json.loads(body)
         except ValueError:
             raise refuse(request, 400, "the body is not JSON", who) from None
-        caller = feasibility.Caller(who.client, who.role, who.datasets)
+        caller = feasibility.Caller(who.client, who.role, who.datasets, who.max_level)
         try:
             # delta-rs and Polars block: off the event loop (the answer audits itself)
             return await run_in_threadpool(feasibility.answer, lake, doc, caller, policy)

@@ -46,6 +46,7 @@ class Caller:
     client: str
     role: str
     datasets: frozenset[str] | None = None  # None: every dataset
+    max_level: int | None = None  # the highest GB/T 39725 level of column it may use; None: any
 
 
 def _dataset(name: str, caller: Caller) -> Dataset:
@@ -168,6 +169,17 @@ def _mask(q: FeasibilityQuery, d: Dataset) -> pl.Expr:
     return cond
 
 
+def _levels(q: FeasibilityQuery, d: Dataset, caller: Caller) -> None:
+    """A criterion or stratum on a column above the role's level is refused: counts by a
+    level-3 column tell level-3 facts about the cohort."""
+    if caller.max_level is None:
+        return
+    for column in [c.column for c in q.criteria] + [s.column for s in q.strata]:
+        level = int(d.columns[column].get("level", 4))
+        if level > caller.max_level:
+            raise Refused(403, f"{d.name}.{column} is level {level}, above role {caller.role}'s {caller.max_level}")
+
+
 def _answered(history: list[dict[str, Any]], within: timedelta) -> list[dict[str, Any]]:
     """The client's answered feasibility queries of the last `within`, oldest first."""
     start = datetime.now(timezone.utc) - within
@@ -221,6 +233,7 @@ def answer(lake: Lake, doc: Any, caller: Caller, policy: ServingPolicy) -> dict[
             check_against(q, d)
         except QueryError as exc:
             raise Refused(400, str(exc)) from None
+        _levels(q, d, caller)
         history = audit.entries(lake, caller.client)  # read once for the budget and the guard
         _budget(history, caller, policy)
         columns = sorted({"patient_key", *[c.column for c in q.criteria], *[s.column for s in q.strata]})
