@@ -35,6 +35,32 @@ def _published(lake: Lake, d: Dataset) -> dict[str, Any] | None:
     return out
 
 
+def quality_score(lake: Lake, d: Dataset) -> dict[str, Any] | None:
+    """The share of silver checks passing on the tables the dataset's views read, over the
+    batches published (each batch's latest run), from `quality/quality_results`."""
+    from medgov.spec.tables import SILVER_RESOURCES
+    from medgov.storage import control
+
+    uri = lake.quality_results
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    tables = {t.name for t in SILVER_RESOURCES if t.resource_type in {v["resource"] for v in d.views.values()}}
+    published = {k for k, b in control.batches(lake).items() if b["stage"] == "published"}
+    rows = DeltaTable(uri).to_pyarrow_dataset().to_table(
+        columns=["batch_key", "layer", "table", "suite", "expectation", "column", "success", "validated_at"],
+        use_threads=False).to_pylist()
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        if r["layer"] == "silver" and r["table"] in tables and r["batch_key"] in published:
+            key = (r["batch_key"], r["suite"], r["expectation"], r["column"])
+            if key not in latest or r["validated_at"] > latest[key]["validated_at"]:
+                latest[key] = r
+    if not latest:
+        return None
+    passed = sum(1 for r in latest.values() if r["success"])
+    return {"share_passing": round(passed / len(latest), 4), "checks": len(latest), "tables": sorted(tables)}
+
+
 def entry(lake: Lake, d: Dataset, roles: dict[str, Role]) -> dict[str, Any]:
     """One dataset's catalogue entry."""
     return {
@@ -45,6 +71,7 @@ def entry(lake: Lake, d: Dataset, roles: dict[str, Role]) -> dict[str, Any]:
                     for n, c in d.columns.items()],
         "roles": sorted(r for r, role in roles.items() if d.name in role.datasets),
         "published": _published(lake, d),
+        "quality": quality_score(lake, d),
     }
 
 
