@@ -111,10 +111,15 @@ def test_no_response_holds_a_column_above_the_roles_level(api):
     "/delta-sharing/shares/medgov/schemas/..%2F../tables/ckd_registry/metadata",
     "/delta-sharing/shares/medgov/schemas/curated/tables/diabetes_registry/metadata",  # in the role, unpublished
 ])
-def test_names_that_traverse_or_do_not_exist_are_404(api, path):
+def test_names_that_traverse_or_do_not_exist_are_404(api, lake, path):
     client, auth, _ = api
     r = client.get(path, headers=auth)
     assert r.status_code == 404 and "patient" not in r.text
+    # audited under the route's template (or as unrouted), never the path as sent
+    refused = audit.entries(lake)[-1]
+    assert refused["status"] == 404 and ".." not in refused["endpoint"] and "%2F" not in refused["endpoint"]
+    assert refused["endpoint"] == "unrouted" or (refused["endpoint"].startswith("delta-sharing/shares/{share}")
+                                                 and refused["client"] == "research-app")
 
 
 def test_a_table_outside_the_role_is_the_same_404_as_none(api):

@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medgov.serving import audit, catalog, dcat, feasibility, sharing
 from medgov.serving.clients import Identity, authenticate, roles
@@ -35,6 +36,13 @@ def app_from_env() -> FastAPI:
     return create_app(Lake.at(os.environ[LAKE_ENV]), load_site())
 
 
+def _endpoint(request: Request) -> str:
+    """The route's template (`delta-sharing/shares/{share}`), never the path as sent: a path
+    may carry whatever a caller typed into it."""
+    route = request.scope.get("route")
+    return (getattr(route, "path", "") or "unrouted").strip("/")
+
+
 def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
     app = FastAPI(title="medgov", description="Curated disease datasets: catalogue and feasibility counts "
                   "under disclosure control. Every request is audited.", version="1")
@@ -43,7 +51,7 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
 
     def refuse(request: Request, status: int, reason: str, who: Identity | None = None) -> HTTPException:
         audit.record(lake, audit.Entry(client=who.client if who else "", role=who.role if who else "",
-                                       endpoint=request.url.path.strip("/") or "/", status=status, reason=reason))
+                                       endpoint=_endpoint(request), status=status, reason=reason))
         return HTTPException(status, detail=reason, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
     def identity(request: Request, cred: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Identity:
@@ -52,9 +60,13 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
             raise refuse(request, 401, "unauthorized")
         return who
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # the reason only: no stack, no echo of the request
+        if request.scope.get("route") is None:  # no route matched (a path that traverses, say): audited here
+            audit.record(lake, audit.Entry(client="", role="", endpoint="unrouted", status=exc.status_code,
+                                           reason="no such resource"))
+            return JSONResponse({"detail": "not found"}, status_code=exc.status_code)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.get("/health", include_in_schema=False)
@@ -96,5 +108,6 @@ def create_app(lake: Lake, site: SiteConfig) -> FastAPI:
         except feasibility.Refused as exc:
             raise HTTPException(exc.status, detail=str(exc)) from None
 
-    app.include_router(sharing.router(lake, identity), prefix="/delta-sharing", tags=["Delta Sharing"])
+    app.include_router(sharing.router(lake, identity, refuse=refuse), prefix="/delta-sharing",
+                       tags=["Delta Sharing"])
     return app

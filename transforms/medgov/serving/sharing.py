@@ -62,26 +62,32 @@ def verify(secret: bytes, token: str, now: float | None = None) -> str | None:
     return str(path)
 
 
-def router(lake: Lake, identity: Callable[..., Identity], secret: bytes | None = None) -> APIRouter:
-    """The protocol's endpoints, under the prefix the app mounts them at."""
+def router(lake: Lake, identity: Callable[..., Identity], secret: bytes | None = None,
+           refuse: Callable[..., HTTPException] | None = None) -> APIRouter:
+    """The protocol's endpoints, under the prefix the app mounts them at; `refuse(request,
+    status, reason, who)` audits a refusal and gives the exception to raise."""
     key = secret or _secret()
     r = APIRouter()
     release_root = Path(lake.table("release", "")).resolve() if lake.is_local else None
 
-    def not_found(what: str) -> HTTPException:
-        return HTTPException(404, detail=f"{what} not found")
+    def not_found(request: Request, who: Identity, what: str) -> HTTPException:
+        if refuse is None:
+            return HTTPException(404, detail=f"{what} not found")
+        return refuse(request, 404, f"{what} not found", who)
 
     def tables_of(who: Identity) -> list[str]:
         names = sorted(d.name for d in datasets() if d.name in who.datasets)
         return [n for n in names if DeltaTable.is_deltatable(release_table(lake, n, who.max_level))]
 
-    def check(who: Identity, share: str, schema: str | None = None, table: str | None = None) -> str | None:
+    def check(request: Request, who: Identity, share: str, schema: str | None = None,
+              table: str | None = None) -> str | None:
         if share != SHARE:
-            raise not_found("share")
+            raise not_found(request, who, "share")
         if schema is not None and schema != SCHEMA:
-            raise not_found("schema")
+            raise not_found(request, who, "schema")
         if table is not None and (not _NAME.match(table) or table not in tables_of(who)):
-            raise not_found("table")  # the same for a table outside the role and one that does not exist
+            # the same for a table outside the role and one that does not exist
+            raise not_found(request, who, "table")
         return release_table(lake, table, who.max_level) if table else None
 
     def table_items(who: Identity) -> dict[str, Any]:
@@ -92,40 +98,43 @@ def router(lake: Lake, identity: Callable[..., Identity], secret: bytes | None =
         return {"items": [{"name": SHARE}]}
 
     @r.get("/shares/{share}")
-    def get_share(share: str, who: Identity = Depends(identity)) -> dict[str, Any]:
-        check(who, share)
+    def get_share(share: str, request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:
+        check(request, who, share)
         return {"share": {"name": SHARE}}
 
     @r.get("/shares/{share}/schemas")
-    def list_schemas(share: str, who: Identity = Depends(identity)) -> dict[str, Any]:
-        check(who, share)
+    def list_schemas(share: str, request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:
+        check(request, who, share)
         return {"items": [{"name": SCHEMA, "share": SHARE}]}
 
     @r.get("/shares/{share}/schemas/{schema}/tables")
-    def list_tables(share: str, schema: str, who: Identity = Depends(identity)) -> dict[str, Any]:
-        check(who, share, schema)
+    def list_tables(share: str, schema: str, request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:
+        check(request, who, share, schema)
         return table_items(who)
 
     @r.get("/shares/{share}/all-tables")
-    def list_all_tables(share: str, who: Identity = Depends(identity)) -> dict[str, Any]:
-        check(who, share)
+    def list_all_tables(share: str, request: Request, who: Identity = Depends(identity)) -> dict[str, Any]:
+        check(request, who, share)
         return table_items(who)
 
-    def _table(who: Identity, share: str, schema: str, table: str, version: int | None = None) -> DeltaTable:
-        uri = check(who, share, schema, table)
+    def _table(request: Request, who: Identity, share: str, schema: str, table: str,
+               version: int | None = None) -> DeltaTable:
+        uri = check(request, who, share, schema, table)
         try:
             return DeltaTable(uri, version=version) if version is not None else DeltaTable(uri)
         except Exception:  # noqa: BLE001 - a version that is not there
             raise HTTPException(400, detail=f"version {version} of {table} is not available") from None
 
     @r.api_route("/shares/{share}/schemas/{schema}/tables/{table}/version", methods=["GET", "HEAD"])
-    def table_version(share: str, schema: str, table: str, who: Identity = Depends(identity)) -> Response:
-        dt = _table(who, share, schema, table)
+    def table_version(share: str, schema: str, table: str, request: Request,
+                      who: Identity = Depends(identity)) -> Response:
+        dt = _table(request, who, share, schema, table)
         return Response(headers={"delta-table-version": str(dt.version())})
 
     @r.get("/shares/{share}/schemas/{schema}/tables/{table}/metadata")
-    def table_metadata(share: str, schema: str, table: str, who: Identity = Depends(identity)) -> Response:
-        dt = _table(who, share, schema, table)
+    def table_metadata(share: str, schema: str, table: str, request: Request,
+                       who: Identity = Depends(identity)) -> Response:
+        dt = _table(request, who, share, schema, table)
         return _ndjson([_protocol(), _metadata(dt, table)], dt.version())
 
     @r.post("/shares/{share}/schemas/{schema}/tables/{table}/query")
@@ -142,7 +151,7 @@ def router(lake: Lake, identity: Callable[..., Identity], secret: bytes | None =
         if version is not None and not isinstance(version, int):
             raise HTTPException(400, detail="version is an integer")
         start = time.perf_counter()
-        dt = _table(who, share, schema, table, version)
+        dt = _table(request, who, share, schema, table, version)
         base = str(request.base_url).rstrip("/") + request.scope.get("root_path", "")
         expires = int(time.time()) + URL_SECONDS
         lines = [_protocol(), _metadata(dt, table)]
