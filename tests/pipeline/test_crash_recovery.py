@@ -66,6 +66,10 @@ def _converges(landing: Path, lake: Path, expected: dict, after: str, remote: st
     assert "Traceback" not in again.stdout + again.stderr
     got = tables(lake)
     assert sorted(got) == sorted(expected), f"tables differ after {after}"
+    # the killed runs' staging (bronze-grade rows) is gone: removed when a stage next started
+    staging = lake / "_staging"
+    left = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
+    assert left == [], f"staging left behind after {after}: {left}"
     for name in expected:
         assert got[name] == expected[name], f"{name} differs from the uninterrupted run after {after}"
 

@@ -91,8 +91,38 @@ def test_crash_leftovers_in_staging_are_removed(tmp_path):
         (staging / name / "part.parquet").write_bytes(b"raw")
     old = (staging / ("observation-" + "a" * 32)).stat().st_mtime - STALE_SECONDS - 60
     os.utime(staging / ("observation-" + "a" * 32), (old, old))
-    removed = remove_leftovers(staging)
-    # an earlier ingest's parse and a day-old table write go; a current write and anything else stay
-    assert sorted(removed) == ["ingest-deadrun", "observation-" + "a" * 32]
+    # without owner markers (an older version's): another stage starting removes only the day-old write
+    assert remove_leftovers(staging) == ["observation-" + "a" * 32]
+    removed = remove_leftovers(staging, ingest=True)
+    # ingest removes an earlier ingest's parse too (it runs under its lock: none is live)
+    assert sorted(removed) == ["ingest-deadrun"]
     assert sorted(p.name for p in staging.iterdir()) == ["keep-me", "patient-" + "b" * 32]
     assert remove_leftovers(tmp_path / "absent") == []
+
+
+def test_a_staging_folder_whose_owner_has_ended_is_removed_at_once(tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from medgov.storage.staging import claim, remove_leftovers
+
+    staging = tmp_path / "_staging"
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(ended.stdout)
+    names = {"dead": "observation-" + "c" * 32, "alive": "patient-" + "d" * 32, "elsewhere": "condition-" + "e" * 32,
+             "ingest": "ingest-live"}
+    for name in names.values():
+        (staging / name).mkdir(parents=True)
+    claim(staging / names["alive"])  # this process: a live writer
+    claim(staging / names["ingest"])  # a live ingest's parse, seen by another stage starting
+    (staging / (names["dead"] + ".owner")).write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": dead_pid, "started": 0.0}))
+    (staging / (names["elsewhere"] + ".owner")).write_text(json.dumps({"host": "another-host", "pid": 1, "started": 0}))
+    (staging / ("encounter-" + "f" * 32 + ".owner")).write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": dead_pid, "started": 0.0}))  # a marker whose folder never came
+    assert remove_leftovers(staging, ingest=True) == [names["dead"]]
+    assert sorted(p.name for p in staging.iterdir()) == sorted([
+        names["alive"], names["alive"] + ".owner", names["elsewhere"], names["elsewhere"] + ".owner",
+        names["ingest"], names["ingest"] + ".owner"])

@@ -87,7 +87,7 @@ def ingest(ctx: Context, landing: str | Path) -> IngestResult:
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
     result = IngestResult()
-    for name in remove_leftovers(ctx.lake.staging):
+    for name in remove_leftovers(ctx.lake.staging, ingest=True):
         ctx.progress(f"removed a crashed run's staging folder {name}")
     seen = control.last_deliveries(ctx.lake)
     current = control.batches(ctx.lake)

@@ -18,6 +18,7 @@ from medgov.storage import control
 from medgov.storage.lake import Lake
 from medgov.storage.lineage import ParentRun
 from medgov.storage.locks import stage_lock
+from medgov.storage.staging import remove_leftovers
 
 if TYPE_CHECKING:
     from medgov.storage.context import Context
@@ -65,6 +66,9 @@ def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[
     for s in chosen:
         started = time.monotonic()
         with stage_lock(ctx.lake, s.name, ctx.progress):
+            # a crashed run's staging (bronze-grade rows) goes before any stage runs again
+            for name in remove_leftovers(ctx.lake.staging):
+                ctx.progress(f"removed a crashed run's staging folder {name}")
             if s.takes is None:
                 if landing is None:
                     raise MedgovError(f"{s.name} needs the landing folder (MEDGOV_LANDING for the DAGs)")

@@ -4,13 +4,20 @@ Ingest parses one batch at a time in the driver; each batch's tables go to Parqu
 lake's staging folder at once, so the driver never holds more than one batch, and Spark
 reads them partition by partition instead of receiving whole tables from the driver. The
 folder holds raw delivered values (bronze-grade data): it is removed when ingest ends, and
-a crash's leftovers are removed by the next ingest.
+a crash's leftovers are removed when the next stage starts.
+
+Each staging folder has a sibling `<folder>.owner` naming the process that writes it (host,
+pid, the process's start time). A folder whose owner on this host is gone is a crash's
+leftover, removed at once; one owned on another host (a shared staging folder) only after a
+day; one without an owner (written by an older version) as before.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -24,12 +31,43 @@ STALE_SECONDS = 24 * 3600  # a table write's staging older than this belongs to 
 _TABLE_STAGING = re.compile(r"^[a-z_]+-[0-9a-f]{32}$")
 
 
+def claim(folder: Path) -> Path:
+    """Write `folder`'s owner marker (this process); returns the marker's path."""
+    import psutil
+
+    marker = folder.with_name(folder.name + ".owner")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    me = psutil.Process()
+    marker.write_text(json.dumps({"host": socket.gethostname(), "pid": me.pid, "started": me.create_time()}))
+    return marker
+
+
+def _owner_gone(marker: Path) -> bool | None:
+    """Whether the process named by `marker` has ended: True or False on this host, None when
+    it cannot be told (another host, or an unreadable marker)."""
+    import psutil
+
+    try:
+        owner = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if owner.get("host") != socket.gethostname():
+        return None
+    try:
+        return abs(psutil.Process(int(owner["pid"])).create_time() - float(owner["started"])) > 1  # pid reused
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except (psutil.Error, KeyError, ValueError, TypeError):
+        return None
+
+
 class ParsedTables:
     """Parsed tables per batch: Parquet under `<staging>/ingest-<run>/`, or in memory when the
     lake has no staging folder (an object-store lake without `MEDGOV_STAGING_DIR`)."""
 
     def __init__(self, staging: Path | None, run_id: str) -> None:
         self.folder = staging / f"ingest-{run_id}" if staging is not None else None
+        self._marker = claim(self.folder) if self.folder is not None else None
         self._memory: dict[str, dict[str, pa.Table]] = {}
         self._files: dict[str, dict[str, str]] = {}
 
@@ -53,20 +91,41 @@ class ParsedTables:
     def remove(self) -> None:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+        if self._marker is not None:
+            self._marker.unlink(missing_ok=True)
         self._memory.clear()
 
 
-def remove_leftovers(staging: Path | None, now: float | None = None) -> list[str]:
-    """Remove what crashed runs left in the staging folder: every earlier ingest's parsed
-    tables (ingest runs under its stage lock, so none is live) and table writes' staging older
-    than a day. Returns the names removed."""
+def remove_leftovers(staging: Path | None, now: float | None = None, ingest: bool = False) -> list[str]:
+    """Remove what crashed runs left in the staging folder (called at every stage start).
+
+    - A folder whose owner marker names a process of this host that has ended goes at once.
+    - One owned on another host goes after a day.
+    - One without a marker (an older version's): an earlier ingest's parse goes when `ingest`
+      (ingest runs under its stage lock, so none is live), a table write's after a day.
+
+    Returns the names removed."""
     if staging is None or not staging.is_dir():
         return []
     now = time.time() if now is None else now
     removed = []
-    for p in staging.iterdir():
-        stale = p.name.startswith("ingest-") or (_TABLE_STAGING.match(p.name) and now - p.stat().st_mtime > STALE_SECONDS)
-        if p.is_dir() and stale:
+    for p in sorted(staging.iterdir()):
+        if p.name.endswith(".owner"):
+            if not p.with_name(p.name[:-len(".owner")]).exists() and _owner_gone(p):
+                p.unlink(missing_ok=True)  # a marker whose folder was never written or already removed
+            continue
+        if not p.is_dir() or not (p.name.startswith("ingest-") or _TABLE_STAGING.match(p.name)):
+            continue
+        marker = p.with_name(p.name + ".owner")
+        old = now - p.stat().st_mtime > STALE_SECONDS
+        if marker.exists():
+            gone = _owner_gone(marker)
+            stale = gone is True or (gone is None and old)
+        else:
+            stale = (p.name.startswith("ingest-") and ingest) or (bool(_TABLE_STAGING.match(p.name)) and old)
+        if stale:
             shutil.rmtree(p, ignore_errors=True)
+            marker.unlink(missing_ok=True)
             removed.append(p.name)
     return removed
+

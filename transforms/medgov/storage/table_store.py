@@ -28,6 +28,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from medgov.storage.commits import Data, merge_with_retry, retry_commit, write_with_retry
 from medgov.storage.lake import Lake
 from medgov.storage.spark import delta_enabled
+from medgov.storage.staging import claim
 
 
 STAGED_ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -94,6 +95,7 @@ class DeltaRsStore:
             yield df.toArrow()
             return
         folder = root / f"{Path(uri).name}-{uuid.uuid4().hex}"
+        marker = claim(folder)  # a crash leaves the folder behind: the next stage start removes it
         try:
             # small row groups: delta-rs decodes one row group at a time (see commits.ROW_GROUP_ROWS)
             df.write.mode("error").option("parquet.block.size", STAGED_ROW_GROUP_BYTES).parquet(str(folder))
@@ -105,6 +107,7 @@ class DeltaRsStore:
             yield lambda: dataset.scanner(batch_size=64 * 1024, batch_readahead=1, fragment_readahead=1).to_reader()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            marker.unlink(missing_ok=True)
 
     def replace(self, uri, df, where, partition_by=None, run_id=None, description=None) -> None:
         with self._staged(uri, df) as data:
