@@ -21,11 +21,13 @@ import socket
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark.sql import DataFrame, SparkSession
 
-from medgov.storage.spark import from_arrow
+if TYPE_CHECKING:  # the stage runner imports this module to clean up: it stays free of Spark
+    from pyspark.sql import DataFrame, SparkSession
 
 STALE_SECONDS = 24 * 3600  # a table write's staging older than this belongs to a crashed run
 _TABLE_STAGING = re.compile(r"^[a-z_]+-[0-9a-f]{32}$")
@@ -84,6 +86,8 @@ class ParsedTables:
 
     def frame(self, spark: SparkSession, table: str, batch_keys: list[str]) -> DataFrame:
         """The rows of `table` from the given batches."""
+        from medgov.storage.spark import from_arrow
+
         if self.folder is None:
             return from_arrow(spark, pa.concat_tables([self._memory[k][table] for k in batch_keys]))
         return spark.read.parquet(*[self._files[k][table] for k in batch_keys])
