@@ -4,15 +4,10 @@ ckd_registry (hand-chosen persons, written with delta-rs) and a site folder with
 from __future__ import annotations
 
 from datetime import date
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -65,22 +60,7 @@ def site_folder(tmp_path) -> Path:
 @contextmanager
 def serving(lake: Lake, site: Path) -> Iterator[int]:
     """`medgov serve` on a free loopback port while the block runs; yields the port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    medgov = str(Path(sys.executable).with_name("medgov"))
-    proc = subprocess.Popen([medgov, "serve", "--lake", lake.root, "--config", str(site), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("medgov serve did not start")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    from medgov.bench.serving import serve
+
+    with serve(lake, site) as url:
+        yield int(url.rsplit(":", 1)[1])

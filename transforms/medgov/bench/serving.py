@@ -12,9 +12,12 @@ import json
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,33 @@ print(json.dumps({"seconds": time.perf_counter() - t, "rows": len(df), "columns"
 """
 
 
+@contextmanager
+def serve(lake: Lake, site: Path, workers: int = 1) -> Iterator[str]:
+    """`medgov serve` on a free loopback port while the block runs; yields its URL."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    medgov = str(Path(sys.executable).with_name("medgov"))
+    server = subprocess.Popen([medgov, "serve", "--lake", lake.root, "--config", str(site), "--port", str(port),
+                               "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("medgov serve did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def run(persons: int = 1_000_000, clients: int = 8, requests: int = 25,
         sharing_python: Path | None = None, workers: int = 1) -> dict[str, Any]:
     """Both measurements on a scratch lake; the figures as a dict."""
@@ -106,21 +136,7 @@ def run(persons: int = 1_000_000, clients: int = 8, requests: int = 25,
         (site / "roles.yaml").write_text("bench: {datasets: [ckd_registry], max_level: 4}\n")
         (site / "serving.yaml").write_text("queries_per_day: 1000000\n")
         token = add_client(site, "bench", "bench", "bench")
-        with socket.socket() as sock:  # a free loopback port
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        medgov = str(Path(__import__("sys").executable).with_name("medgov"))
-        server = subprocess.Popen([medgov, "serve", "--lake", lake.root, "--config", str(site), "--port", str(port),
-                                   "--workers", str(workers)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+        with serve(lake, site, workers) as url:
             # the first query of a worker reads the table version into memory: timed apart
             start = time.perf_counter()
             for _ in range(workers):
@@ -130,9 +146,6 @@ def run(persons: int = 1_000_000, clients: int = 8, requests: int = 25,
             result: dict[str, Any] = {"persons": persons, "workers": workers, "first_query_ms": first,
                                       "feasibility": _latency(url, token, clients, requests)}
             result["sharing"] = _sharing(lake, url, token, sharing_python)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
         return result
 
 
