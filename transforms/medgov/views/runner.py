@@ -24,7 +24,7 @@ from typing import Any, Callable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as PF
 
-from medgov.views import definition, typed
+from medgov.views import definition, prefilter, typed
 from medgov.views import fhirpath as variant
 from medgov.views import sql as F
 from medgov.views.definition import ViewError, spark_type
@@ -298,7 +298,11 @@ def run_view(view: dict[str, Any], resources: DataFrame, column: str = "resource
         raise ViewError(f"compiler must be auto, typed or variant, not {compiler!r}")
     definition.check(view)
     src = resources.select(PF.col(column).alias("_r"), *keep)
-    how = plan(view, dict(src.dtypes)["_r"] == "string") if compiler != "variant" else Plan(False, "asked for")
+    text = dict(src.dtypes)["_r"] == "string"
+    skip = prefilter.text_test(view, PF.col("_r")) if text else None
+    if skip is not None:  # on the text, before any parse: resources the view cannot keep cost no parse
+        src = src.where(skip)
+    how = plan(view, text) if compiler != "variant" else Plan(False, "asked for")
     if compiler == "typed" and not how.typed:
         raise ViewError(f"the view does not compile typed: {how.reason}")
     if how.typed:
@@ -358,7 +362,10 @@ def _two_steps(resource_type: str, src: DataFrame, schema: str, where: list[type
         return first.select(*[PF.col(f"_n{i}").alias(n) for i, n in enumerate(rows.names)], *keep)
     second = first.select("*", PF.from_json("_slow", schema).alias("_t"))  # type: ignore[arg-type]
     if where:
-        second = second.where(to_column(F.col("_slow").isNull() | typed._all(*[w.sql for w in where])))
+        # a generator again, not a Filter: Spark would push a Filter through both projections,
+        # inlining the parses it reads into the condition (one parse per reference, per row)
+        exact = F.col("_slow").isNull() | typed._all(*[w.sql for w in where])
+        second = second.select("*", PF.explode(to_column(F.when(exact, F.expr("array(true)")))).alias("_kept"))
     out = [to_column(F.when(F.col("_slow").isNull(), F.col(f"_n{i}")).otherwise(exact)).alias(n)
            for i, (n, exact) in enumerate(zip(rows.names, rows.one or []))]
     return second.select(*out, *keep)
