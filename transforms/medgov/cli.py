@@ -64,7 +64,9 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
     site = load_site(config)
     load_key()
     preload()
-    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing))
+    from medgov.pipeline.workload import pending_rows
+
+    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), pending_rows(lake, landing))
 
 
 @app.command()
@@ -86,14 +88,15 @@ def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgo
     _run_with_progress(lake, site, lambda ctx: again(ctx, batch))
 
 
-def _run_with_progress(lake: str, site, stages) -> None:  # type: ignore[no-untyped-def]
-    """Start Spark with a progress line, run `stages(ctx)`, print what each stage did."""
+def _run_with_progress(lake: str, site, stages, rows: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Start Spark with a progress line, run `stages(ctx)`, print what each stage did; `rows`
+    (the source rows to process) chooses the Spark profile."""
     from medgov.storage.context import make_context
 
     started = time.monotonic()
     with _stage_progress() as progress:
         task = progress.add_task("starting Spark", total=None)
-        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site)
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site, rows=rows)
         result = stages(ctx)
     _print_run(result)
     typer.echo(f"done in {time.monotonic() - started:.1f} s")

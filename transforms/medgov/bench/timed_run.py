@@ -27,8 +27,12 @@ def main(landing: str, lake: str, out: str) -> None:
     from medgov.pipeline.runner import preload, run_stages
     from medgov.storage.context import make_context
 
+    from medgov.pipeline.workload import pending_rows
+    from medgov.storage.spark import profile_name
+
     preload()
-    ctx = make_context(lake)
+    rows = pending_rows(lake, landing)
+    ctx = make_context(lake, rows=rows)
     ctx.spark.range(1).count()  # the JVM and the first job: start-up, not stage work
     times = {"startup": time.monotonic() - started}
     facts: dict[str, Any] = {}
@@ -40,7 +44,8 @@ def main(landing: str, lake: str, out: str) -> None:
     run_stages(ctx, landing, on_done=done)
     times["total"] = time.monotonic() - started
     ctx.spark.stop()
-    Path(out).write_text(json.dumps({"seconds": times, **facts}), encoding="utf-8")
+    Path(out).write_text(json.dumps({"seconds": times, "spark_profile": profile_name(rows), **facts}),
+                         encoding="utf-8")
 
 
 if __name__ == "__main__":

