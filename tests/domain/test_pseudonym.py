@@ -53,3 +53,24 @@ def test_a_number_links_only_where_the_record_agrees_with_it():
 def test_only_ascii_digits_make_a_number():
     arabic_indic = "١١٠١٠٥١٩٤٩١٢٣١٠٠٢X"  # the same digits in another script: str.isdigit() says yes
     assert person_key(KEY, "H33030200001", "P1", "01", arabic_indic) == person_key(KEY, "H33030200001", "P1", None, None)
+
+
+@pytest.mark.parametrize("key", [b"0123456789abcdef", "ключ-密钥-key-of-many-bytes".encode() * 2, b"k" * 64, b"x" * 65,
+                                 bytes(range(1, 120))])
+def test_the_spark_source_key_equals_the_python_pseudonym(spark, key):
+    """`with_source_key` computes HMAC-SHA256 in Spark expressions: equal to `pseudonym` for
+    keys shorter than, as long as and longer than SHA-256's block, and any text."""
+    from medgov.domain.columns import with_source_key
+    from medgov.domain.pseudonym import pseudonym
+
+    rows = [("H33030200001", "P001"), ("H33030200001", ""), ("ORG9", "患者-０１|x"), ("", "p"), ("A", None)]
+    df = spark.createDataFrame(rows, "_org_code string, patient_id string")
+    got = {(r["_org_code"], r["patient_id"]): r["source_key"] for r in with_source_key(df, key).collect()}
+    for org, pid in rows[:-1]:
+        assert got[(org, pid)] == pseudonym(key, "LOCAL", org, pid), (org, pid)
+    assert got[("A", None)] is None  # no local id, no key (the contract requires one)
+    # the key is data in the plan, not a literal Spark could print
+    from medgov.domain.columns import _hmac_pads
+
+    plan = with_source_key(df, key)._jdf.queryExecution().toString().upper()
+    assert "_IPAD" in plan and not any(p.hex().upper()[:32] in plan for p in _hmac_pads(key))

@@ -5,12 +5,13 @@ forms."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medgov.domain.clinical import ACR_A2_FROM, ACR_A2_TO, CKD_EPI_2021, G_LOWEST, G_STAGES
 from medgov.domain.numbers import NON_FINITE_PATTERN
-from medgov.domain.pseudonym import pseudonym
 from medgov.domain.record_keys import RECORD_KEYS, record_key
 
 
@@ -56,15 +57,28 @@ def a_stage_expr(acr: Column) -> Column:
     return F.call_function("kdigo_a_stage", acr)
 
 
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC's inner and outer padded keys (RFC 2104, SHA-256's 64-byte block: a longer key
+    is hashed first)."""
+    if len(key) > 64:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
 def with_source_key(df: DataFrame, key: bytes, org_col: str = "_org_code", id_col: str = "patient_id") -> DataFrame:
-    """Add `source_key` = keyed hash of (org, local patient id); the raw local id stays for
-    the caller to drop."""
+    """Add `source_key` = keyed hash of (org, local patient id), equal to
+    `pseudonym(key, "LOCAL", org, id)`; the raw local id stays for the caller to drop.
 
-    @F.pandas_udf("string")
-    def source_key(org, pid):  # type: ignore[no-untyped-def]
-        return org.combine(pid, lambda o, p: pseudonym(key, "LOCAL", o, p))
-
-    return df.withColumn("source_key", source_key(F.col(org_col), F.col(id_col)))
+    HMAC-SHA256 as Spark expressions (two `sha2` over the padded keys), so no Python worker
+    runs beside the resource builder. The padded keys reach the executors as the columns of a
+    one-row broadcast frame, as data: never as a literal in a plan, which Spark may print."""
+    ipad, opad = _hmac_pads(key)
+    pads = df.sparkSession.createDataFrame([(ipad, opad)], "_ipad binary, _opad binary")
+    message = F.encode(F.concat(F.lit("LOCAL|"), F.col(org_col), F.lit("|"), F.col(id_col)), "UTF-8")
+    inner = F.unhex(F.sha2(F.concat(F.col("_ipad"), message), 256))
+    keyed = F.substring(F.sha2(F.concat(F.col("_opad"), inner), 256), 1, 32)
+    return df.crossJoin(F.broadcast(pads)).withColumn("source_key", keyed).drop("_ipad", "_opad")
 
 
 def with_record_key(df: DataFrame, key: bytes, table: str, org_col: str = "_org_code",

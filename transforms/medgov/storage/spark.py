@@ -105,7 +105,12 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
 
 def _session_conf(profile: dict) -> dict[str, str]:
     """The SQL settings every medgov session has, local or remote (runtime settings only)."""
-    return {"spark.sql.session.timeZone": interface()["timezone"],
+    # Split file scans into at least four tasks per core: a table of three files on two cores
+    # otherwise builds its resources in three tasks, the last alone (lab results at 1 M rows:
+    # 48 s -> 39 s). Row groups are the unit (64 k rows), and no split is smaller than Spark's
+    # 4 MB open cost, so a small table is not cut up. A cluster keeps its own setting.
+    local = {} if os.environ.get("SPARK_MASTER") else {"spark.sql.files.minPartitionNum": str(4 * (os.cpu_count() or 2))}
+    return {**local, "spark.sql.session.timeZone": interface()["timezone"],
             "spark.sql.shuffle.partitions": os.environ.get("MEDGOV_SHUFFLE_PARTITIONS") or profile["partitions"],
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
