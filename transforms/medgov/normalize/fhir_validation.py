@@ -100,9 +100,10 @@ class FastValidator:
     nested element without regard to its parent). So the first resource of each shape (its
     set of keys) is validated in full; later ones of a validated shape check only their
     elements: each complex element once per distinct content (codes, categories and patient
-    references repeat), each primitive by its field's own validator. Anything this path
-    rejects, and every shape it has not seen, goes through `model_validate` for the verdict
-    and the message.
+    references repeat), each primitive by its field's own validator. The same holds one level
+    down, so a new content of an element shape already validated (a Quantity with this row's
+    number) is checked field by field too. Anything this path rejects, and every shape it has
+    not seen, goes through `model_validate` for the verdict and the message.
     """
 
     def __init__(self, limit: int = 200_000) -> None:
@@ -112,20 +113,34 @@ class FastValidator:
         self.fast = self.full = 0
 
     def _element_ok(self, klass: type, value: Any) -> bool:
+        """An element's verdict: remembered per content; a content not seen before whose
+        shape (its keys) was validated in full is checked field by field, as a resource is,
+        so an element carrying a per-row value (a Quantity's number, a patient reference)
+        costs its primitives' checks, not a full validation."""
         if not isinstance(value, dict) or not value:
             return False
         key = (klass, repr(value))
-        if key not in self._elements:
+        verdict = self._elements.get(key)
+        if verdict is None:
+            shape = (klass, tuple(value))
+            if shape in self._shapes and self._fields_ok(klass, value):
+                verdict = True
+            else:
+                try:
+                    klass.model_validate(value)
+                    verdict = True
+                except (ValidationError, ValueError, TypeError):
+                    verdict = False
+                if verdict and all(_plain(v) for v in value.values()):
+                    self._shapes.add(shape)
             if len(self._elements) >= self.limit:
                 self._elements.clear()
-            try:
-                klass.model_validate(value)
-                self._elements[key] = True
-            except (ValidationError, ValueError, TypeError):
-                self._elements[key] = False
-        return self._elements[key]
+            self._elements[key] = verdict
+        return verdict
 
-    def _fast_ok(self, model: type, resource: dict[str, Any]) -> bool:
+    def _fields_ok(self, model: type, resource: dict[str, Any]) -> bool:
+        """True when every field of a resource or element of a validated shape is valid on
+        its own: complex ones through `_element_ok`, primitives by their field's validator."""
         fields = element_fields(model)
         for k, v in resource.items():
             if k == "resourceType":
@@ -152,7 +167,7 @@ class FastValidator:
     def check(self, model: type, resource: dict[str, Any]) -> None:
         """Raise ValidationError exactly when `model.model_validate(resource)` would."""
         shape = (model, tuple(resource))
-        if shape in self._shapes and self._fast_ok(model, resource):
+        if shape in self._shapes and self._fields_ok(model, resource):
             self.fast += 1
             return
         self.full += 1
