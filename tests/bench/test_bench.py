@@ -22,6 +22,9 @@ def test_bench_smoke(tmp_path):
         assert s["rows"] > 0 and s["seconds"]["total"] > 0 and s["floor_seconds"] > 0
         assert set(s["seconds"]) == {"startup", "ingest", "normalize", "validate", "publish", "total"}
         assert s["peak_rss_mb"] > 100  # the JVM is counted: the process tree, not just Python
+        kinds = s["peak_rss_by_kind_mb"]  # each kind's own peak: none above the tree's
+        assert kinds["jvm"] > 100 and kinds["driver"] > 30 and max(kinds.values()) <= s["peak_rss_mb"] + 1
+        assert s["spark_profile"] == "short"  # the suite's profile (tests/conftest.py)
         assert s["resources"] > s["rows"] * 0.5 and s["invalid"] == 0
         assert s["batches"] == 6 and s["checks"] > 100
     assert "incremental" not in results
@@ -29,7 +32,7 @@ def test_bench_smoke(tmp_path):
     assert results["fhir_validation"]["same_verdicts"] is True
     assert results["linearity"] == []  # one size: nothing to compare
     assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
-    assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout
+    assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout and "peak RSS by process" in proc.stdout
 
 
 def test_incremental_times_the_largest_batch_into_an_empty_then_the_full_lake(tmp_path, monkeypatch):

@@ -74,11 +74,25 @@ def floor_seconds(landing: Path, scratch: Path) -> float:
     return time.monotonic() - started
 
 
+def process_kind(proc: psutil.Process, root_pid: int) -> str:
+    """`driver` (the run's own Python), `jvm` (Spark's Java) or `workers` (Python workers
+    Spark starts, and anything else below the run)."""
+    if proc.pid == root_pid:
+        return "driver"
+    try:
+        name = proc.name().lower()
+    except psutil.Error:
+        return "workers"
+    return "jvm" if name.startswith("java") else "workers"
+
+
 class PeakRss:
-    """Samples the summed RSS of a process and its children until stopped."""
+    """Samples the summed RSS of a process and its children until stopped: the peak of the
+    sum, and each kind's own peak (driver, JVM, Python workers; not at the same instant)."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid, self.every, self.peak = pid, every, 0
+        self.by_kind: dict[str, int] = {"driver": 0, "jvm": 0, "workers": 0}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -88,13 +102,15 @@ class PeakRss:
             try:
                 root = psutil.Process(self.pid)
                 procs = [root, *root.children(recursive=True)]
-                total = 0
+                kinds = dict.fromkeys(self.by_kind, 0)
                 for p in procs:
                     try:
-                        total += p.memory_info().rss
+                        kinds[process_kind(p, self.pid)] += p.memory_info().rss
                     except psutil.Error:
                         pass
-                self.peak = max(self.peak, total)
+                self.peak = max(self.peak, sum(kinds.values()))
+                for k, v in kinds.items():
+                    self.by_kind[k] = max(self.by_kind[k], v)
             except psutil.Error:
                 return
             time.sleep(self.every)
@@ -129,6 +145,7 @@ def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
         raise MedgovError(f"benchmark run failed ({_first_error(log.read_text(encoding='utf-8'))}); see {log}")
     result = json.loads(out.read_text(encoding="utf-8"))
     result["peak_rss_mb"] = peak / 2**20
+    result["peak_rss_by_kind_mb"] = {k: v / 2**20 for k, v in rss.by_kind.items()}
     return result
 
 
@@ -160,8 +177,10 @@ def fhir_throughput(lake: Path, limit: int = 20_000) -> dict[str, Any]:
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = {k: statistics.median(r["seconds"][k] for r in runs) for k in (*STAGES, "total")}
-    return {"seconds": seconds, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-            **{k: runs[0][k] for k in runs[0] if k not in ("seconds", "peak_rss_mb")},
+    worst = max(runs, key=lambda r: r["peak_rss_mb"])
+    return {"seconds": seconds, "peak_rss_mb": worst["peak_rss_mb"],
+            "peak_rss_by_kind_mb": worst.get("peak_rss_by_kind_mb", {}),
+            **{k: runs[0][k] for k in runs[0] if k not in ("seconds", "peak_rss_mb", "peak_rss_by_kind_mb")},
             "repetitions": [r["seconds"]["total"] for r in runs]}
 
 
@@ -303,6 +322,12 @@ def render(results: dict[str, Any]) -> None:
                   f"{s['rows_per_second']:,.0f}", f"{s['peak_rss_mb']:,.0f}", f"{s['floor_seconds']:.2f}",
                   f"{s['floor_ratio']:.0f}" if s["floor_ratio"] else "")
     console.print(t)
+    for s in results["sizes"]:
+        kinds = s.get("peak_rss_by_kind_mb")
+        if kinds:
+            console.print(f"{s['rows']:,} rows, peak RSS by process (each its own peak): "
+                          + ", ".join(f"{k} {v:,.0f} MB" for k, v in kinds.items())
+                          + f"; Spark profile {s.get('spark_profile', '?')}")
     for lin in results.get("linearity", []):
         console.print(f"{lin['from']:,} → {lin['to']:,} rows: {lin['row_ratio']:.1f}× rows took "
                       f"{lin['time_ratio']:.2f}× the time")
@@ -310,6 +335,10 @@ def render(results: dict[str, Any]) -> None:
     if inc:
         console.print(f"incremental: {inc['rows']:,} rows into the full lake {inc['into_full']['seconds']['total']:.1f} s, "
                       f"into an empty lake {inc['into_empty']['seconds']['total']:.1f} s (ratio {inc['ratio']:.2f})")
+        for where in ("into_empty", "into_full"):
+            r = inc[where]
+            console.print(f"  {where.replace('_', ' ')}: " + ", ".join(f"{k} {r['seconds'][k]:.1f}" for k in STAGES)
+                          + f" s; Spark profile {r.get('spark_profile', '?')}; peak RSS {r['peak_rss_mb']:,.0f} MB")
     fv = results.get("fhir_validation")
     if fv and fv.get("resources_per_second"):
         plain = fv.get("model_validate_per_second")

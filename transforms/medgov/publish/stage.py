@@ -116,17 +116,25 @@ def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
 
 def _resources(ctx: Context, scope: str, persons: DataFrame | None) -> dict[str, DataFrame]:
     """Per FHIR resource type, the silver rows a dataset may use: resources of publishable
-    batches that are not held (patients: every one in silver), for `persons` only when given."""
-    patients = _silver_or_empty(ctx, "patient", None)
+    batches that are not held (patients: every one in silver), for `persons` only when given.
+    The persons are kept first, as each table is read: an increment's few persons then never
+    take the whole lake through the hold joins."""
+    def of(table: str, where: str | None) -> DataFrame:
+        rows = _silver_or_empty(ctx, table, where)
+        if persons is None:
+            return rows
+        key = "id" if table == "patient" else "patient_key"
+        return rows.join(F.broadcast(persons.withColumnRenamed("patient_key", key)), key, "left_semi")
+
+    patients = of("patient", None)
+    # every visit: whether a row's visit is in silver does not depend on whose it says it is
     encounters = _silver_or_empty(ctx, "encounter", None)
     optional = ctx.config.visits_optional()
     quarantine = parents_in_quarantine(ctx) if optional else None  # only to tell which visits hold
     out = {"Patient": patients.select(F.col("id").alias("patient_key"), "resource_json", *CARRIED)}
     for table in ("observation", "condition", "medication_request"):
-        rows = releasable(_silver_or_empty(ctx, table, scope), patients, encounters, optional, quarantine)
+        rows = releasable(of(table, scope), patients, encounters, optional, quarantine)
         out[silver_table(table).resource_type] = rows.select("patient_key", "resource_json", *CARRIED)
-    if persons is not None:
-        out = {k: v.join(persons, "patient_key", "left_semi") for k, v in out.items()}
     return {k: v.drop("patient_key") for k, v in out.items()}
 
 
@@ -157,7 +165,10 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
             if key not in scopes:  # datasets with the same persons share resources and views
                 frame = None if persons is None else ctx.spark.createDataFrame(
                     [(p,) for p in sorted(persons)], "patient_key string")
-                scopes[key] = (_resources(ctx, scope, frame), {})
+                resources = _resources(ctx, scope, frame)
+                if frame is not None:  # a few persons' rows: read the lake once, not once per view
+                    resources = {k: v.localCheckpoint(eager=True) for k, v in resources.items()}
+                scopes[key] = (resources, {})
             resources, views = scopes[key]
             # computed once, before the merge starts (`publish.merge@<ms>` crashes inside the
             # merge): counting, the key list and the write then read the materialised rows
