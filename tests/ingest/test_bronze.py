@@ -135,3 +135,27 @@ def test_arrow_tables_with_empty_chunks_keep_every_row(spark):
     t = pa.concat_tables([pa.table({"x": [1, 2]}), empty, pa.table({"x": [3, 4, 5]}), empty])
     assert sorted(r.x for r in from_arrow(spark, t).collect()) == [1, 2, 3, 4, 5]
     assert from_arrow(spark, pa.concat_tables([empty, empty])).count() == 0
+
+
+@pytest.mark.parametrize("apart", [None, 0])
+def test_duplicate_keys_in_a_batch_the_last_line_wins(spark, monkeypatch, apart):
+    """Only repeated keys are ranked (`storage.repeats`); with the limit at 0 every row is,
+    and the reasons are the same."""
+    from medgov.storage import repeats
+
+    if apart is not None:
+        monkeypatch.setattr(repeats, "REPEATS_APART", apart)
+    t = "2024-03-01 08:30:00"
+    rows = [["R1", "1", "P1", "CR", "80", t], ["R1", "1", "P1", "CR", "80", t],  # exact duplicate
+            ["R2", "1", "P1", "CR", "80", t], ["R2", "1", "P1", "CR", "95", t], ["R2", "1", "P1", "CR", "99", t],
+            ["R3", "1", "P1", "CR", "80", "not a date"], ["R3", "1", "P1", "CR", "81", t],  # one of two is broken
+            ["R4", "1", "P1", "CR", "80", t]]
+    got = {(r["report_id"], r["result"], r["_line"]): r["_reasons"] for r in typed(spark, "lab_result", rows, LAB)}
+    lines = {k[2] for k in got}
+    first = min(lines)  # data lines are numbered from the header's next line
+    assert got[("R1", "80", first)] == [f"exact duplicate: superseded by line {first + 1}"]
+    assert got[("R1", "80", first + 1)] == []
+    assert got[("R2", "80", first + 2)] == [f"duplicate key (report_id, item_seq) in this batch: superseded by line {first + 4}"]
+    assert got[("R2", "95", first + 3)][0].endswith(f"superseded by line {first + 4}") and got[("R2", "99", first + 4)] == []
+    assert got[("R3", "81", first + 6)] == [] and got[("R3", "80", first + 5)][0].startswith("unparseable datetime")
+    assert got[("R4", "80", first + 7)] == []

@@ -8,6 +8,7 @@ from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from medgov.normalize import silver
+from medgov.storage import repeats
 
 ORDER = ["batch_key", "source_line"]
 ROWS = [("a", "b1", 1, "a-old"), ("a", "b2", 7, "a-new"), ("a", "b2", 3, "a-mid"),  # later batch, then later line
@@ -26,9 +27,9 @@ def _rows(df):
 
 
 @pytest.mark.parametrize("rows", [ROWS, [r for r in ROWS if r[0] is not None], [r for r in ROWS if r[0] in ("b", "c")]])
-@pytest.mark.parametrize("apart", [silver.REPEATS_APART, 0])
+@pytest.mark.parametrize("apart", [repeats.REPEATS_APART, 0])
 def test_ranking_the_repeated_ids_equals_ranking_all(spark, monkeypatch, rows, apart):
-    monkeypatch.setattr(silver, "REPEATS_APART", apart)
+    monkeypatch.setattr(repeats, "REPEATS_APART", apart)
     df = spark.createDataFrame(rows, "id string, batch_key string, source_line long, payload string").cache()
     got = _rows(silver.latest_per_id(df, ORDER))
     assert got == _rows(_everything_ranked(df))

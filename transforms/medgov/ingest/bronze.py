@@ -15,6 +15,7 @@ from medgov.domain.identity import FULLWIDTH, HALFWIDTH
 from medgov.ingest.extract_csv import SHAPE_ERROR
 from medgov.spec.contracts import Contract, interface
 from medgov.spec.tables import BRONZE_LINEAGE_COLUMNS
+from medgov.storage.repeats import where_repeated
 
 # FHIR R4 datatypes: "strings SHALL NOT exceed 1MB (1024*1024 characters) in size"
 MAX_TEXT = 1024 * 1024
@@ -70,7 +71,13 @@ def _raw(name: str) -> str:
 
 
 def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
-    """Typed contract columns plus `_reasons` (empty array when the row is publishable).
+    """Typed contract columns plus `_reasons` (empty array when the row is publishable),
+    duplicate keys marked (`typed_rows`, then `mark_duplicates`)."""
+    return mark_duplicates(typed_rows(df, contract), contract)
+
+
+def typed_rows(df: DataFrame, contract: Contract) -> DataFrame:
+    """Typed contract columns plus `_reasons` for what each row breaks on its own.
 
     Three projections, so that each cleaned text and each parsed value is computed once
     (Spark keeps projections apart when merging them would repeat a costly expression).
@@ -113,15 +120,15 @@ def apply_contract(df: DataFrame, contract: Contract) -> DataFrame:
         if col.required:
             reasons.append(_reason(raw.isNull(), f"missing required value in {col.name}"))
     reason_array = F.filter(F.array(*reasons), lambda r: r.isNotNull())
-    typed_rows = parsed.select(*[F.col(c.name) for c in contract.columns], *[F.col(c) for c in BRONZE_LINEAGE_COLUMNS],
-                               reason_array.alias("_reasons"))
-    return mark_duplicates(typed_rows, contract)
+    return parsed.select(*[F.col(c.name) for c in contract.columns], *[F.col(c) for c in BRONZE_LINEAGE_COLUMNS],
+                         reason_array.alias("_reasons"))
 
 
 def mark_duplicates(df: DataFrame, contract: Contract) -> DataFrame:
     """Within one batch a key must occur once: of otherwise valid rows sharing a key, the last
     line wins and each earlier one gets a reason naming the winning line (nothing dropped
-    silently). A later *batch* delivering the same key is an update, handled in silver."""
+    silently). A later *batch* delivering the same key is an update, handled in silver.
+    Only the keys that repeat are ranked (`storage.repeats`): pass a cached frame."""
     clean = F.size("_reasons") == 0
     w = Window.partitionBy("_batch_key", clean.alias("_clean"), *contract.key).orderBy(F.col("_line").desc())
     content = F.struct(*contract.names)
@@ -131,7 +138,8 @@ def mark_duplicates(df: DataFrame, contract: Contract) -> DataFrame:
     dup = F.when(same, F.concat(F.lit("exact duplicate: superseded by line "), winner_line.cast("string"))).otherwise(
         F.concat(F.lit(f"duplicate key ({keys}) in this batch: superseded by line "), winner_line.cast("string")))
     marked = F.when(clean & (F.row_number().over(w) > 1), F.array(dup)).otherwise(F.col("_reasons"))
-    return df.withColumn("_reasons", marked)
+    return where_repeated(df, ["_batch_key", *contract.key], lambda rows: rows.withColumn("_reasons", marked),
+                          among=clean)
 
 
 def publishable(df: DataFrame) -> DataFrame:

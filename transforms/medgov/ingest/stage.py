@@ -179,7 +179,8 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
                 raw = staged.frame(ctx.spark, table, pieces)
             else:  # a corrected re-delivery dropped this table: clear its earlier rows
                 raw = ctx.spark.createDataFrame([], _raw_schema(c))
-            typed = bronze.apply_contract(raw, c).cache()
+            rows = bronze.typed_rows(raw, c).cache()
+            typed = bronze.mark_duplicates(rows, c)  # over the cached rows: typing is the costly part
             good = bronze.publishable(typed)
             ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
                               description=f"bronze {c.title}")
@@ -193,7 +194,7 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
             result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
             run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
                                            rows=int(n_good or 0)))
-            typed.unpersist()
+            rows.unpersist()
             faults.point(f"ingest.after_table.{table}")
         q = quarantine_frames[0]
         for other in quarantine_frames[1:]:

@@ -21,6 +21,7 @@ from medgov.normalize import builders as fb
 from medgov.normalize.fhir_validation import FastValidator, validation_error
 from medgov.spec.tables import BRONZE_TABLES, SILVER_LINEAGE, SilverTable, silver_of
 from medgov.spec.terminology import Terminology
+from medgov.storage.repeats import where_repeated
 
 # bronze table -> the function that turns one of its rows into FHIR resources
 BUILDERS: dict[str, Callable[..., list[tuple[dict, dict]]]] = {
@@ -99,30 +100,15 @@ def resolve_patient(df: DataFrame, xref: DataFrame) -> DataFrame:
     return joined.withColumn("patient_key", F.coalesce("_xp", "source_key")).drop("_xk", "_xp", "patient_id")
 
 
-# above this many repeated ids, the window runs over every row rather than over theirs
-REPEATS_APART = 100_000
-
-
 def latest_per_id(df: DataFrame, order: list[str]) -> DataFrame:
-    """One row per resource id: the latest delivery wins (later batch, later line).
-
-    An id usually occurs once: the ids that repeat are found first (a shuffle of the ids
-    alone, one small job), and only their rows are ranked. Ranking every row would shuffle
-    every resource with its JSON. Reads `df` up to three times: pass a cached frame."""
+    """One row per resource id: the latest delivery wins (later batch, later line). Only the
+    ids that repeat are ranked (`storage.repeats`): pass a cached frame."""
     w = Window.partitionBy("id").orderBy(*[F.col(c).desc_nulls_last() for c in order])
 
     def ranked(rows: DataFrame) -> DataFrame:
         return rows.withColumn("_rank", F.row_number().over(w)).where("_rank = 1").drop("_rank")
 
-    repeated = [r["id"] for r in df.groupBy("id").count().where("count > 1").select("id")
-                .limit(REPEATS_APART + 1).collect()]
-    if not repeated:
-        return df
-    if len(repeated) > REPEATS_APART or None in repeated:  # rows without an id: ranked as one group, as ever
-        return ranked(df)
-    ids = df.sparkSession.createDataFrame([(i,) for i in repeated], "id string")
-    once = df.join(F.broadcast(ids), "id", "left_anti")
-    return once.unionByName(ranked(df.join(F.broadcast(ids), "id", "left_semi")))
+    return where_repeated(df, ["id"], ranked)
 
 
 def xref_rows(patients: DataFrame) -> DataFrame:
