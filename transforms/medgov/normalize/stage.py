@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -62,6 +65,23 @@ def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
             moved_total += n_moved
             moved.unpersist()
     return moved_total
+
+
+def _holds_batches(ctx: Context, uri: str, keys: list[str]) -> bool:
+    """True when silver table `uri` has a row of one of the batches `keys` (a re-delivery, or
+    a batch normalized again); one column of the delivering institutions' partitions, read
+    through delta-rs."""
+    if not ctx.store.exists(uri):
+        return False
+    try:
+        dt = DeltaTable(uri, storage_options=getattr(ctx.store, "storage_options", None))
+        orgs = sorted({k.split("/", 1)[0] for k in keys})
+        part = [("org_code", "in", orgs)] if "org_code" in dt.metadata().partition_columns else None
+        column = dt.to_pyarrow_table(columns=[BATCH_COLUMN["silver"]], partitions=part).column(0)
+    except Exception:  # noqa: BLE001 - a table delta-rs cannot read (delta-spark features): assume so
+        return True
+    # delta-rs may hand strings back as string_view, which `is_in` does not take
+    return bool(pc.any(pc.is_in(column.cast(pa.string()), value_set=pa.array(keys, pa.string()))).as_py())
 
 
 def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int, Counter]:
@@ -157,7 +177,10 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             df = silver.latest_per_id(df, order)
             uri = lake.silver(target)
             # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
-            delete = None if target == "patient" else sql_in("t.batch_key", keys)
+            # Rows a re-delivery withdrew are deleted only where a batch has rows to withdraw: the
+            # clause makes the MERGE rewrite every file of the delivering institutions, which would
+            # turn a day's increment into a rewrite of their whole history.
+            delete = None if target == "patient" or not _holds_batches(ctx, uri, keys) else sql_in("t.batch_key", keys)
             # Other resources' ids are keyed on their institution, so matching on the partition
             # column too is the same match, and lets the MERGE read only the institutions delivering.
             on = ["id"] if target == "patient" else ["org_code", "id"]
