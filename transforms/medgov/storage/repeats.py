@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 # above this many repeated keys, the window runs over every row rather than over theirs
@@ -14,7 +14,7 @@ REPEATS_APART = 100_000
 
 
 def where_repeated(df: DataFrame, keys: list[str], ranked: Callable[[DataFrame], DataFrame],
-                   among=None) -> DataFrame:
+                   among: Column | None = None) -> DataFrame:
     """`ranked(df)`, computed only on the rows whose `keys` occur more than once (counting the
     rows where `among` holds, every row without it); the other rows pass unchanged. `ranked`
     must leave a row whose key occurs once as it was, and keep `df`'s columns. Runs one Spark
