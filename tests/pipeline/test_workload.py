@@ -1,11 +1,12 @@
-"""The run's size, told before Spark starts, and the Spark profile chosen from it."""
+"""The run's size, told before Spark starts, and the Spark profile chosen from it: a small
+delivery into a large lake is a large run (publish reads the lake)."""
 
 from __future__ import annotations
 
 import pytest
 
 from medgov.errors import MedgovError
-from medgov.pipeline.workload import pending_rows
+from medgov.pipeline.workload import run_rows
 from medgov.spec.lifecycle import BatchStage
 from medgov.storage import control
 from medgov.storage.lake import Lake
@@ -17,19 +18,19 @@ def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
 
     g = generate(tmp_path / "landing", patients=60, seed=3)
     rows = sum(g.rows.values())
-    estimate = pending_rows(str(tmp_path / "lake"), tmp_path / "landing")
+    estimate = run_rows(str(tmp_path / "lake"), tmp_path / "landing")
     assert 0.6 * rows <= estimate <= 1.6 * rows, (estimate, rows)
     # a stage that does not read the landing zone has nothing to do in a lake that does not exist
-    assert pending_rows(str(tmp_path / "lake"), tmp_path / "landing", ["normalize"]) == 0
+    assert run_rows(str(tmp_path / "lake"), tmp_path / "landing", ["normalize"]) == 0
     # a link in the landing zone is not followed into what it points at
     big = tmp_path / "elsewhere.csv"
     big.write_bytes(b"x" * 5_000_000)
     batch = next((tmp_path / "landing").glob("*/*/manifest.json")).parent
     (batch / "extra.csv").symlink_to(big)
-    assert pending_rows(str(tmp_path / "lake"), tmp_path / "landing") == estimate
+    assert run_rows(str(tmp_path / "lake"), tmp_path / "landing") == estimate
 
 
-def test_each_stage_counts_its_own_backlog(tmp_path):
+def test_the_stages_after_ingest_count_the_lake(tmp_path):
     lake = Lake.at(str(tmp_path / "lake"))
     rows = [{"batch_key": f"ORG000001/b{i}", "org_code": "ORG000001", "batch_id": f"b{i}", "fingerprint": "f",
              "stage": stage.value, "quality_passed": None, "blocking_failures": 0, "rows_declared": n,
@@ -37,11 +38,11 @@ def test_each_stage_counts_its_own_backlog(tmp_path):
             for i, (stage, n) in enumerate([(BatchStage.BRONZE, 1000), (BatchStage.SILVER, 200),
                                             (BatchStage.PUBLISHED, 99_999)])]
     control.set_batches(lake, rows)
-    assert pending_rows(lake.root, None, ["normalize"]) == 1000
-    assert pending_rows(lake.root, None, ["validate"]) == 200
-    assert pending_rows(lake.root, None, ["publish"]) == 0
-    assert pending_rows(lake.root, None) == 1200  # published batches are done
-    assert pending_rows("s3://bucket/lake", None) is None  # not told for an object-store lake
+    for stage in ("normalize", "validate", "publish"):
+        assert run_rows(lake.root, None, [stage]) == 101_199, stage
+    assert run_rows(lake.root, None, ["ingest"]) == 0  # ingest reads only the landing zone
+    assert run_rows(lake.root, None) == 101_199
+    assert run_rows("s3://bucket/lake", None) is None  # not told for an object-store lake
 
 
 def test_auto_picks_the_short_profile_for_a_small_run_only(monkeypatch):

@@ -64,9 +64,9 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
     site = load_site(config)
     load_key()
     preload()
-    from medgov.pipeline.workload import pending_rows
+    from medgov.pipeline.workload import run_rows
 
-    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), pending_rows(lake, landing))
+    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), run_rows(lake, landing))
 
 
 @app.command()

@@ -27,11 +27,11 @@ def main(landing: str, lake: str, out: str) -> None:
     from medgov.pipeline.runner import preload, run_stages
     from medgov.storage.context import make_context
 
-    from medgov.pipeline.workload import pending_rows
+    from medgov.pipeline.workload import run_rows
     from medgov.storage.spark import profile_name
 
     preload()
-    rows = pending_rows(lake, landing)
+    rows = run_rows(lake, landing)
     ctx = make_context(lake, rows=rows)
     ctx.spark.range(1).count()  # the JVM and the first job: start-up, not stage work
     times = {"startup": time.monotonic() - started}

@@ -130,9 +130,9 @@ def run_stage(name: str, lake: str, landing: str | None = None, parent: ParentRu
     """Run one stage in this process on its backlog, as a DAG task does; its result as a dict."""
     from medgov.storage.context import make_context
 
-    from medgov.pipeline.workload import pending_rows
+    from medgov.pipeline.workload import run_rows
 
     load_key()  # a worker without the key fails before it starts Spark or touches the lake
     preload([name])
-    ctx = make_context(lake, parent=parent, rows=pending_rows(lake, landing, [name]))
+    ctx = make_context(lake, parent=parent, rows=run_rows(lake, landing, [name]))
     return asdict(run_stages(ctx, landing, [name])[name])

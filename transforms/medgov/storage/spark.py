@@ -32,11 +32,13 @@ def ensure_java() -> None:
 # plans once (no adaptive re-planning, which adds a job per shuffle) and shuffles into one
 # partition. With C1 only the JVM reserves 48 MB for compiled code (not 240 MB): a long-lived
 # session (a test worker) fills it, the JIT stops and Spark's lambdas then fail to
-# deserialize, so the reserve is raised. "auto" (the default) picks short for a run of at most
-# SHORT_UP_TO source rows (`medgov.pipeline.workload` estimates them before Spark starts),
-# long otherwise or when the size is unknown. Measured on the 2-core reference machine: a
-# 9,453-row delivery takes 52.7 s short against 69.0 s long; at 100,741 rows the two are even
-# (95.5 s against 96.6 s), and beyond, generated code pays.
+# deserialize, so the reserve is raised. "auto" (the default) picks short for a run that
+# processes or reads at most SHORT_UP_TO source rows, the lake's included
+# (`medgov.pipeline.workload` estimates them before Spark starts), long otherwise or when the
+# size is unknown. Measured on the 2-core reference machine: a 9,453-row delivery into an
+# empty lake takes 52.7 s short against 69.0 s long; at 100,741 rows the two are even (95.5 s
+# against 96.6 s). Short has no vectorised Parquet reader (it comes with whole-stage code
+# generation): the same delivery into a 5 M-row lake spent 437 s in publish on it.
 PROFILES: dict[str, dict] = {
     "long": {"java": "", "partitions": "8", "conf": {}},
     "short": {"java": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m", "partitions": "1",
