@@ -61,12 +61,13 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
 
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
-    site = load_site(config)
-    load_key()
-    preload()
     from medgov.pipeline.workload import run_rows
 
-    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), run_rows(lake, landing))
+    site = load_site(config)
+    load_key()
+    rows = run_rows(lake, landing)  # before the preload thread starts importing (imports race)
+    preload()
+    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), rows)
 
 
 @app.command()
@@ -418,7 +419,7 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
         import json
 
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
-        return
+        _exit_now()
     t = Table(title=f"audit: {len(rows)} latest requests")
     for col in ("at", "client", "role", "endpoint", "status", "datasets", "cells", "suppressed", "query", "reason"):
         t.add_column(col, overflow="fold")
@@ -427,6 +428,20 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
                   ",".join(e["datasets"] or []), str(e["cells_released"]), str(e["cells_suppressed"]),
                   e["query_hash"], e["reason"])
     Console().print(t)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End a Spark-free command whose output is written. A native thread pool (pyarrow's, under
+    delta-rs reads) still running at interpreter exit can abort the process afterwards
+    ("terminate called without an active exception", exit -6): the work is done, so the
+    process leaves without running the native libraries' exit handlers."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()

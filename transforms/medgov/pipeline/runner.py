@@ -42,6 +42,11 @@ def preload(names: Iterable[str] | None = None) -> threading.Thread:
     before starting Spark. A failed import is left for the stage itself to report."""
     wanted = [m for n in (names if names is not None else [s.name for s in STAGES])
               for m in _SLOW_IMPORTS.get(n, ())]
+    if wanted:
+        # pyspark first, in this thread: GX imports it too, and two threads importing one
+        # package at once can see it half-initialised ("cannot import name 'SQLContext' from
+        # partially initialized module 'pyspark.sql'"); starting Spark needs it anyway
+        importlib.import_module("pyspark.sql")
 
     def load() -> None:
         for module in wanted:
@@ -133,6 +138,7 @@ def run_stage(name: str, lake: str, landing: str | None = None, parent: ParentRu
     from medgov.pipeline.workload import run_rows
 
     load_key()  # a worker without the key fails before it starts Spark or touches the lake
+    rows = run_rows(lake, landing, [name])  # before the preload thread starts importing (imports race)
     preload([name])
-    ctx = make_context(lake, parent=parent, rows=run_rows(lake, landing, [name]))
+    ctx = make_context(lake, parent=parent, rows=rows)
     return asdict(run_stages(ctx, landing, [name])[name])

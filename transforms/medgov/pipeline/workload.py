@@ -16,10 +16,14 @@ from medgov.storage.lake import Lake
 BYTES_PER_ROW = 110
 
 
-def _folder_bytes(folder: Path) -> int:
-    """Bytes of the regular files directly in `folder` (links and subfolders are not followed)."""
+def _folder_bytes(landing: Path, folder: Path) -> int:
+    """Bytes of the regular files directly in `folder`; nothing is followed out of the landing
+    zone (a linked batch or institution folder counts 0: ingest refuses it with its reason)."""
     total = 0
     try:
+        if folder.is_symlink() or folder.parent.is_symlink() or \
+                Path(os.path.realpath(folder)).parent.parent != Path(os.path.realpath(landing)):
+            return 0
         with os.scandir(folder) as entries:
             for e in entries:
                 if e.is_file(follow_symlinks=False):
@@ -33,7 +37,7 @@ def landing_rows(landing: str | Path, lake: str) -> int:
     """Estimated data rows of the batches whose ready flags are pending."""
     from medgov.ingest.landing import pending_flags
 
-    return sum(_folder_bytes(Path(landing) / key) for key in pending_flags(landing, lake)) // BYTES_PER_ROW
+    return sum(_folder_bytes(Path(landing), Path(landing) / key) for key in pending_flags(landing, lake)) // BYTES_PER_ROW
 
 
 def lake_rows(lake: str) -> int:
