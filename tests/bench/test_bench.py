@@ -96,4 +96,5 @@ def test_serving_bench_smoke(tmp_path):
     f = r["feasibility"]
     assert f["requests"] == 6 and 0 < f["p50_ms"] <= f["p95_ms"] <= f["max_ms"]
     if "skipped" not in r["sharing"]:
+        assert "error" not in r["sharing"], r["sharing"]  # the client's own failure, said plainly
         assert r["sharing"]["rows"] == r["sharing"]["local_rows"] == 2000 and r["sharing"]["ratio"] > 0

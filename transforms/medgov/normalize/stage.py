@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -21,6 +18,7 @@ from medgov.spec.lifecycle import BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, PATIENT_XREF, SILVER_RESOURCES
 from medgov.spec.terminology import Terminology
 from medgov.storage import control, faults
+from medgov.storage.batch_rows import batch_rows
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, TerminologyFacet, stage_run
@@ -69,19 +67,13 @@ def _relink(ctx: Context, changes: DataFrame, keys: list[str]) -> int:
 
 def _holds_batches(ctx: Context, uri: str, keys: list[str]) -> bool:
     """True when silver table `uri` has a row of one of the batches `keys` (a re-delivery, or
-    a batch normalized again); one column of the delivering institutions' partitions, read
-    through delta-rs."""
+    a batch normalized again)."""
     if not ctx.store.exists(uri):
         return False
     try:
-        dt = DeltaTable(uri, storage_options=getattr(ctx.store, "storage_options", None))
-        orgs = sorted({k.split("/", 1)[0] for k in keys})
-        part = [("org_code", "in", orgs)] if "org_code" in dt.metadata().partition_columns else None
-        column = dt.to_pyarrow_table(columns=[BATCH_COLUMN["silver"]], partitions=part).column(0)
+        return batch_rows(uri, keys, [BATCH_COLUMN["silver"]], getattr(ctx.store, "storage_options", None)).num_rows > 0
     except Exception:  # noqa: BLE001 - a table delta-rs cannot read (delta-spark features): assume so
         return True
-    # delta-rs may hand strings back as string_view, which `is_in` does not take
-    return bool(pc.any(pc.is_in(column.cast(pa.string()), value_set=pa.array(keys, pa.string()))).as_py())
 
 
 def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[dict]) -> tuple[int, int, Counter]:

@@ -14,8 +14,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -28,6 +26,7 @@ from medgov.spec.datasets import Dataset, column_metadata, datasets
 from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, silver_table
 from medgov.storage import control, faults
+from medgov.storage.batch_rows import batch_rows
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
@@ -96,21 +95,12 @@ def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
     """Persons with a silver row from one of the batches `keys`, read through delta-rs (two
     columns of the delivering institutions' partitions; no Spark job)."""
     persons: set[str] = set()
-    batch_column = BATCH_COLUMN["silver"]
-    orgs = sorted({k.split("/", 1)[0] for k in keys})
-    wanted = pa.array(keys, pa.string())
     for t in PERSON_TABLES:
         uri = ctx.lake.silver(t)
-        if not ctx.store.exists(uri):
-            continue
-        column = "id" if t == "patient" else "patient_key"
-        dt = DeltaTable(uri, storage_options=getattr(ctx.store, "storage_options", None))
-        part = [("org_code", "in", orgs)] if "org_code" in dt.metadata().partition_columns else None
-        rows = dt.to_pyarrow_table(columns=[batch_column, column], partitions=part)
-        # delta-rs may hand strings back as string_view, which `is_in` does not take
-        batches = rows.column(batch_column).cast(pa.string())
-        hit = rows.column(column).cast(pa.string()).filter(pc.is_in(batches, value_set=wanted))
-        persons.update(k for k in hit.to_pylist() if k)
+        if ctx.store.exists(uri):
+            column = "id" if t == "patient" else "patient_key"
+            hit = batch_rows(uri, keys, [column], getattr(ctx.store, "storage_options", None)).column(column)
+            persons.update(k for k in hit.to_pylist() if k)
     return persons
 
 

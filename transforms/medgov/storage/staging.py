@@ -20,7 +20,6 @@ import shutil
 import socket
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -132,4 +131,3 @@ def remove_leftovers(staging: Path | None, now: float | None = None, ingest: boo
             marker.unlink(missing_ok=True)
             removed.append(p.name)
     return removed
-

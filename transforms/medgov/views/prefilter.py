@@ -23,10 +23,12 @@ from medgov.views.fhirpath import _arguments, _function_name, _string_literal, p
 
 Requirement = frozenset[str]  # at least one of these strings appears in the text
 
+# functions whose result is some of their input's items: a path through them still navigates
+# the resource
+_PATH_FUNCTIONS = {"where", "first", "last", "single", "ofType", "tail", "skip", "take", "distinct"}
 # functions whose result, when the view's condition holds, is non-empty only if their input is:
 # the conditions inside `where` and `exists` held for some item of the resource
-_NARROWING = {"where", "exists", "first", "last", "single", "ofType", "tail", "skip", "take", "distinct"}
-_PATH_FUNCTIONS = {"where", "first", "last", "single", "ofType", "tail", "skip", "take", "distinct"}
+_NARROWING = _PATH_FUNCTIONS | {"exists"}
 
 
 def _unwrap(node: dict[str, Any]) -> dict[str, Any]:
