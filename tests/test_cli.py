@@ -116,8 +116,38 @@ def test_unexpected_error_is_one_line_too(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(report, "summary", boom)
     monkeypatch.setattr(sys, "argv", ["medgov", "report", "--lake", str(tmp_path)])
     monkeypatch.delenv("MEDGOV_DEBUG", raising=False)
-    with pytest.raises(SystemExit) as exit_:
-        cli.main()
+    code = cli.dispatch()
     err = capsys.readouterr().err
-    assert exit_.value.code == 1
+    assert code == 1
     assert err.strip() == "medgov: error: RuntimeError: disk on fire (set MEDGOV_DEBUG=1 for details)"
+
+
+_FINALISER = """
+import atexit, os, sys
+class AbortsInFinalisation:  # stands in for a native pool torn down at interpreter exit
+    def __del__(self):
+        os.abort()
+held = AbortsInFinalisation()
+atexit.register(lambda: print("exit handler ran", flush=True))
+print("output written", flush=True)
+"""
+
+
+@pytest.mark.parametrize("ending, code", [("from medgov.cli import leave; leave(3)", 3),
+                                          ("sys.exit(3)", -6)])
+def test_a_finished_command_leaves_before_native_finalisation(ending, code):
+    """`medgov` ends through `leave`: its output and Python's exit handlers come first, then the
+    process exits without the finalisation where a live native thread pool can abort it. The
+    plain `sys.exit` row shows the stand-in does abort a normal exit."""
+    p = subprocess.run([sys.executable, "-c", _FINALISER + ending], capture_output=True, text=True, timeout=60)
+    assert p.returncode == code, p.stderr[-500:]
+    assert p.stdout.splitlines() == ["output written", "exit handler ran"]
+
+
+def test_the_command_exit_code_reaches_the_shell(tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "medgov.cli", "checks", "--format", "json"],
+                        capture_output=True, text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "medgov.cli", "report", "--lake", str(tmp_path / "none"),
+                          "--format", "nope"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.lstrip().startswith(("[", "{"))
+    assert bad.returncode != 0 and bad.stderr.startswith("medgov: error:")

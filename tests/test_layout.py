@@ -101,8 +101,8 @@ def _imported_after(code: str) -> list[str]:
 
 @pytest.mark.parametrize("code", [
     "import medgov",
-    "from medgov import cli\nsys.argv = ['medgov', '--help']\ntry:\n    cli.main()\nexcept SystemExit:\n    pass",
-    "from medgov import cli\nsys.argv = ['medgov', 'checks', '--format', 'json']\ntry:\n    cli.main()\nexcept SystemExit:\n    pass",
+    "from medgov import cli\nsys.argv = ['medgov', '--help']\ncli.dispatch()",
+    "from medgov import cli\nsys.argv = ['medgov', 'checks', '--format', 'json']\ncli.dispatch()",
     "import medgov.dashboard.app, medgov.dashboard.site, medgov.report",
     "import medgov.spec.checks, medgov.spec.lifecycle, medgov.spec.tables, medgov.pipeline.runner",
 ])

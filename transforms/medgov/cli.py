@@ -419,7 +419,7 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
         import json
 
         typer.echo(json.dumps(rows, ensure_ascii=False, default=str, indent=2))
-        _exit_now()
+        return
     t = Table(title=f"audit: {len(rows)} latest requests")
     for col in ("at", "client", "role", "endpoint", "status", "datasets", "cells", "suppressed", "query", "reason"):
         t.add_column(col, overflow="fold")
@@ -428,20 +428,6 @@ def audit_log(lake: str = typer.Option(..., help="lake folder"),
                   ",".join(e["datasets"] or []), str(e["cells_released"]), str(e["cells_suppressed"]),
                   e["query_hash"], e["reason"])
     Console().print(t)
-    _exit_now()
-
-
-def _exit_now() -> None:
-    """End a Spark-free command whose output is written. A native thread pool (pyarrow's, under
-    delta-rs reads) still running at interpreter exit can abort the process afterwards
-    ("terminate called without an active exception", exit -6): the work is done, so the
-    process leaves without running the native libraries' exit handlers."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 @app.command()
@@ -587,27 +573,59 @@ def bench_serving(persons: int = typer.Option(1_000_000, min=1000, help="persons
 
 
 def main() -> None:
-    """Entry point: user mistakes end as one line on stderr and a non-zero exit."""
-    def fail(message: str, code: int) -> None:
+    """Process entry point (`medgov`, `python -m medgov.cli`): run the command, then leave."""
+    leave(dispatch())
+
+
+def dispatch(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code: user mistakes end as one line on stderr and
+    a non-zero code, never a traceback (MEDGOV_DEBUG=1 lets an unforeseen error through)."""
+    def fail(message: str, code: int) -> int:
         print(f"medgov: error: {message}", file=sys.stderr)
-        sys.exit(code)
+        return code
 
     try:
-        code = app(standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except MedgovError as exc:
-        fail(str(exc), 1)
+        return fail(str(exc), 1)
     except click_exc.NoArgsIsHelpError:
-        sys.exit(0)
+        return 0
     except click_exc.UsageError as exc:
-        fail(f"{exc.format_message()} (see `medgov --help`)", 2)
+        return fail(f"{exc.format_message()} (see `medgov --help`)", 2)
     except Abort:
-        fail("aborted", 130)
-    except Exception as exc:  # never a traceback for the user; MEDGOV_DEBUG=1 shows it
+        return fail("aborted", 130)
+    except Exception as exc:
         if os.environ.get("MEDGOV_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        fail(f"{type(exc).__name__}: {first[:300]} (set MEDGOV_DEBUG=1 for details)", 1)
-    sys.exit(code if isinstance(code, int) else 0)
+        return fail(f"{type(exc).__name__}: {first[:300]} (set MEDGOV_DEBUG=1 for details)", 1)
+    return code if isinstance(code, int) else 0
+
+
+def leave(code: int) -> None:
+    """End the process with `code` once its work and output are done.
+
+    Non-daemon threads are joined and Python's own exit handlers run (logging flushes, pyspark
+    stops its JVM), then the process exits without the interpreter's native finalisation.
+    There, a pyarrow or delta-rs thread pool still alive can abort an otherwise finished
+    command with "terminate called without an active exception" (exit -6; delta-io/delta-rs
+    #2184, apache/arrow#34314): seen on `medgov audit` and `medgov terms` after their output
+    was written."""
+    import atexit
+    import gc
+    import threading
+
+    try:
+        for t in threading.enumerate():  # as a normal exit would, before the exit handlers
+            if t is not threading.main_thread() and not t.daemon:
+                t.join()
+        atexit._run_exitfuncs()
+        gc.collect()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # a closed pipe (`medgov … | head`) must not turn into a traceback
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
