@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from medgov.storage.lake import Lake
+
 pytest_plugins = ["serving_fixtures"]  # lake, persons, site_folder for tests/serving
 
 logging.getLogger("py4j").setLevel(logging.WARNING)  # py4j logs on interpreter exit, after pytest closed its streams
@@ -106,6 +108,61 @@ def connect_server(tmp_path_factory):
     proc = server.start(port, memory="3g", log=log)
     yield f"sc://127.0.0.1:{port}"
     server.stop(proc)
+
+
+@dataclass
+class ObjectStore:
+    endpoint: str
+    env: dict[str, str]  # what a `medgov` process needs to reach it
+
+    def lake(self) -> Lake:
+        """A new, empty lake on the store."""
+        import uuid
+
+        return Lake.at(f"s3://lake/{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory):
+    """An S3-compatible server on loopback (moto's server mode, conditional writes enforced),
+    with bucket `lake`; its endpoint and test credentials are in this process's environment
+    for as long as it runs, as a deployment would set them. A process of its own: delta-rs
+    holds the GIL through some blocking calls, so a server thread in this process could not
+    answer them."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import boto3
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto server did not start (log: {log.name})") from None
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "medgov-test", "AWS_SECRET_ACCESS_KEY": "medgov-test",
+           "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        boto3.client("s3").create_bucket(Bucket="lake")
+        yield ObjectStore(endpoint, env)
+    server.terminate()
+    server.wait(30)
+    log.close()
 
 
 @dataclass

@@ -17,8 +17,9 @@ from medgov.quality.corrections import corrected_by
 from medgov.quality.results import reason_kind
 from medgov.spec.lifecycle import BatchStage, DeliveryStatus
 from medgov.spec.tables import BRONZE_TABLES, SILVER_TABLES
-from medgov.storage import control
+from medgov.storage import control, lineage
 from medgov.storage.lake import Lake
+from medgov.storage.objects import folders
 
 QUARANTINE_SHOWN = 40
 
@@ -97,11 +98,12 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
                               "blocking_failures": failed_blocking}
     failing = _failing_checks(lake)
     curated = []
-    gold_root = Path(lake.root) / "gold" if lake.is_local else None
-    for name in sorted(p.name for p in gold_root.iterdir()) if gold_root and gold_root.is_dir() else []:
-        dt = DeltaTable(lake.gold(name))
-        curated.append({"table": f"gold.{name}", "rows": dt.to_pyarrow_dataset().count_rows(), "version": dt.version(),
-                        "path": lake.gold(name)})
+    for uri in folders(f"{lake.root}/gold"):
+        if not DeltaTable.is_deltatable(uri):
+            continue
+        dt = DeltaTable(uri)
+        curated.append({"table": f"gold.{uri.rsplit('/', 1)[1]}", "rows": dt.to_pyarrow_dataset().count_rows(),
+                        "version": dt.version(), "path": uri})
     return {
         "batches": {"accepted": len(batches), "rejected": len(rejected), "deferred": len(deferred),
                     "by_stage": dict(stages)},
@@ -121,7 +123,7 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
         "failing_checks": failing,
         "curated": curated,
         "data_docs": lake.data_docs_index,
-        "lineage": lake.lineage_file,
+        "lineage": lineage.location(lake),
     }
 
 

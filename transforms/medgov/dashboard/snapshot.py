@@ -6,7 +6,6 @@ Everything the dashboard shows is computed from a `Snapshot` by the pure functio
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +18,9 @@ from medgov.errors import MedgovError
 from medgov.quality.corrections import corrected_by
 from medgov.quality.results import reason_kind
 from medgov.spec.site import SiteConfig, load_site
+from medgov.storage import lineage
 from medgov.storage.lake import Lake
+from medgov.storage.objects import folders
 from medgov.storage.visible import read_visible
 
 # quarantine rows are many; only these columns are read for the counts (not the record)
@@ -62,37 +63,23 @@ def _rows(uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _datasets(lake: Lake) -> list[Dataset]:
-    gold = Path(lake.root) / "gold"
     out = []
-    for p in sorted(gold.iterdir()) if lake.is_local and gold.is_dir() else []:
-        if not DeltaTable.is_deltatable(str(p)):
+    for uri in folders(f"{lake.root}/gold"):
+        if not DeltaTable.is_deltatable(uri):
             continue
-        dt = DeltaTable(str(p))
+        dt = DeltaTable(uri)
         last = next(iter(dt.history(1)), {})
         ts = last.get("timestamp")
-        out.append(Dataset(p.name, str(p), dt.version(), dt.to_pyarrow_dataset().count_rows(),
+        out.append(Dataset(uri.rsplit("/", 1)[1], uri, dt.version(), dt.to_pyarrow_dataset().count_rows(),
                            datetime.fromtimestamp(ts / 1000).astimezone() if ts else None, last.get("operation")))
     return out
 
 
-def _lineage(lake: Lake) -> list[dict[str, Any]]:
-    path = Path(lake.lineage_file)
-    if not lake.is_local or not path.is_file():
-        return []
-    events = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    events.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash; the next complete event still counts
-    return events
-
-
 def _data_docs(lake: Lake) -> dict[tuple[str, str, str], str]:
-    """Data Docs validation pages by (suite, batch key, run id), as paths under the site."""
+    """Data Docs validation pages by (suite, batch key, run id), as paths under the site (a
+    local lake's: an object-store lake keeps its GX project at `MEDGOV_GX_ROOT`)."""
+    if not lake.is_local:
+        return {}
     site = Path(lake.data_docs_index).parent
     root = site / "validations"
     out: dict[tuple[str, str, str], str] = {}
@@ -139,7 +126,7 @@ def read(lake_dir: str | Path, site: SiteConfig | None = None) -> Snapshot:
         deliveries=_rows(lake.deliveries),
         batches=_rows(lake.batches),
         datasets=_datasets(lake),
-        lineage=_lineage(lake),
+        lineage=lineage.events(lake),
         data_docs=_data_docs(lake),
     )
 

@@ -2,12 +2,15 @@
 
 Transport follows the standard OpenLineage configuration (`OPENLINEAGE_CONFIG`, an
 `openlineage.yml`, `OPENLINEAGE__…` variables, `OPENLINEAGE_URL` for HTTP/Marquez). With
-none of those, events are appended as JSON lines to `<lake>/lineage/events.jsonl`.
+none of those, events are appended as JSON lines to `<lake>/lineage/events.jsonl`; on an
+object-store lake, where nothing appends, each event is its own object
+`<lake>/lineage/events-<time>.json`. `events` reads either back.
 Facets carry column names, counts and check outcomes only — never data values.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -34,6 +37,7 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 
 from medgov.storage import control
 from medgov.storage.lake import Lake
+from medgov.storage.objects import files, filesystem, read_bytes
 
 NAMESPACE = os.environ.get("MEDGOV_LINEAGE_NAMESPACE", "medgov")
 PRODUCER = "https://github.com/medgov/medgov"
@@ -84,12 +88,43 @@ def _configured_elsewhere() -> bool:
 
 
 def client_for(lake: Lake) -> OpenLineageClient:
-    """The standard-configured client, or a JSON-lines file under the lake by default."""
+    """The standard-configured client, or files under the lake by default."""
     if _configured_elsewhere():
         return OpenLineageClient()
     if lake.is_local:
         Path(lake.lineage_file).parent.mkdir(parents=True, exist_ok=True)
-    return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=lake.lineage_file, append=True)))
+        return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=lake.lineage_file, append=True)))
+    # one object per event: the transport names each `<path>-<time>.json`
+    config = FileConfig(log_file_path=filesystem(_events_prefix(lake))[1], append=False,
+                        filesystem="medgov.storage.objects.fsspec_filesystem", fs_kwargs={"uri": lake.root})
+    return OpenLineageClient(transport=FileTransport(config))
+
+
+def _events_prefix(lake: Lake) -> str:
+    return lake.lineage_file.removesuffix(".jsonl")
+
+
+def location(lake: Lake) -> str:
+    """Where the default transport writes the lake's events, for people to find them."""
+    return lake.lineage_file if lake.is_local else f"{_events_prefix(lake)}-*.json"
+
+
+def events(lake: Lake) -> list[dict[str, Any]]:
+    """The lake's lineage events (from its default file transport), oldest first. A line or
+    object cut short by a crash is skipped; the next complete event still counts."""
+    if lake.is_local:
+        path = Path(lake.lineage_file)
+        texts = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    else:
+        folder, name = _events_prefix(lake).rsplit("/", 1)
+        texts = [(read_bytes(uri) or b"").decode("utf-8") for uri in files(folder, f"{name}-")]
+    out = []
+    for text in texts:
+        try:
+            out.append(json.loads(text))
+        except json.JSONDecodeError:
+            continue
+    return sorted(out, key=lambda e: e.get("eventTime", ""))  # stable: a file's order among equals
 
 
 def dataset_id(uri: str) -> tuple[str, str]:

@@ -25,6 +25,7 @@ from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from medgov.errors import MedgovError
 from medgov.storage.commits import Data, merge_with_retry, retry_commit, write_with_retry
 from medgov.storage.lake import Lake
 from medgov.storage.spark import delta_enabled
@@ -83,7 +84,12 @@ class DeltaRsStore:
             reader = self.spark.read.schema(schema)
             if part_cols:
                 reader = reader.option("basePath", uri)
-            df = reader.parquet(*files).select(*schema.fieldNames())
+            try:
+                df = reader.parquet(*files).select(*schema.fieldNames())
+            except Exception as exc:
+                if "No FileSystem for scheme" not in str(exc):
+                    raise
+                raise MedgovError(_no_connector(uri)) from None
         return df.where(where) if where else df
 
     @contextmanager
@@ -131,6 +137,14 @@ class DeltaRsStore:
         for name, meta in columns.items():
             if name in current and any(current[name].get(k) != v for k, v in meta.items()):
                 retry_commit(lambda: self.table(uri).alter.set_column_metadata(name, meta))
+
+
+def _no_connector(uri: str) -> str:
+    scheme = uri.split("://", 1)[0]
+    return (f"this Spark session cannot read {scheme}:// files, so stages after ingest cannot read "
+            f"{uri}: give it the Hadoop S3A connector (hadoop-aws) and "
+            f"spark.hadoop.fs.{scheme}.impl=org.apache.hadoop.fs.s3a.S3AFileSystem (infra/README.md, "
+            "object-store lake)")
 
 
 class SparkDeltaStore:
