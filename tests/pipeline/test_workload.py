@@ -30,19 +30,30 @@ def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
     assert run_rows(str(tmp_path / "lake"), tmp_path / "landing") == estimate
 
 
-def test_the_stages_after_ingest_count_the_lake(tmp_path):
-    lake = Lake.at(str(tmp_path / "lake"))
+def _declare(lake: Lake) -> None:
     rows = [{"batch_key": f"ORG000001/b{i}", "org_code": "ORG000001", "batch_id": f"b{i}", "fingerprint": "f",
              "stage": stage.value, "quality_passed": None, "blocking_failures": 0, "rows_declared": n,
              "updated_at": control.now(), "run_id": "r"}
             for i, (stage, n) in enumerate([(BatchStage.BRONZE, 1000), (BatchStage.SILVER, 200),
                                             (BatchStage.PUBLISHED, 99_999)])]
     control.set_batches(lake, rows)
+
+
+def test_the_stages_after_ingest_count_the_lake(tmp_path):
+    lake = Lake.at(str(tmp_path / "lake"))
+    _declare(lake)
     for stage in ("normalize", "validate", "publish"):
         assert run_rows(lake.root, None, [stage]) == 101_199, stage
     assert run_rows(lake.root, None, ["ingest"]) == 0  # ingest reads only the landing zone
     assert run_rows(lake.root, None) == 101_199
-    assert run_rows("s3://bucket/lake", None) is None  # not told for an object-store lake
+    assert run_rows(str(tmp_path / "not-a-lake"), None, ["publish"]) == 0
+
+
+def test_an_object_store_lake_is_counted_too(object_store):
+    lake = object_store.lake()
+    assert run_rows(lake.root, None, ["publish"]) == 0
+    _declare(lake)
+    assert run_rows(lake.root, None, ["validate", "publish"]) == 101_199
 
 
 def test_auto_picks_the_short_profile_for_a_small_run_only(monkeypatch):

@@ -71,9 +71,11 @@ def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[
     for s in chosen:
         started = time.monotonic()
         with stage_lock(ctx.lake, s.name, ctx.progress):
-            # a crashed run's staging (bronze-grade rows) goes before any stage runs again
-            for name in remove_leftovers(ctx.lake.staging):
-                ctx.progress(f"removed a crashed run's staging folder {name}")
+            # a crashed run's staging (bronze-grade rows) goes before any stage runs again;
+            # ingest does it itself (also when called directly), with its own parse folders
+            if s.takes is not None:
+                for name in remove_leftovers(ctx.lake.staging):
+                    ctx.progress(f"removed a crashed run's staging folder {name}")
             if s.takes is None:
                 if landing is None:
                     raise MedgovError(f"{s.name} needs the landing folder (MEDGOV_LANDING for the DAGs)")
