@@ -84,9 +84,12 @@ def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgo
 
     site = load_site(config)
     load_key()
+    from medgov.pipeline.workload import run_rows
+
     check_revalidatable(Lake.at(lake), batch)  # before Spark starts: a wrong key is one line at once
+    rows = run_rows(lake, None, ["validate", "publish"])  # they read silver: the lake's size counts
     preload(["validate"])
-    _run_with_progress(lake, site, lambda ctx: again(ctx, batch))
+    _run_with_progress(lake, site, lambda ctx: again(ctx, batch), rows)
 
 
 def _run_with_progress(lake: str, site, stages, rows: int | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -517,18 +520,38 @@ def catalog(lake: str = typer.Option(..., help="lake folder with published datas
 @app.command("spark-server")
 def spark_server(port: int = typer.Option(15002, help="gRPC port the server listens on"),
                  host: str = typer.Option("127.0.0.1", help="address to bind (keep it local, or put TLS in front)"),
-                 memory: str = typer.Option("4g", help="the server's JVM heap")) -> None:
+                 memory: str = typer.Option("4g", help="the server's JVM heap"),
+                 warm: bool = typer.Option(True, "--warm/--no-warm",
+                                           help="run the pipeline once on a generated sample (scratch lake, "
+                                                "throwaway key) before saying ready, so the first delivery "
+                                                "finds a warm JVM")) -> None:
     """Run a Spark Connect server in the foreground: processes started with
     SPARK_REMOTE=sc://HOST:PORT (Airflow tasks, repeated `medgov run`s) then share its warm JVM
-    instead of starting their own. Ctrl-C stops it."""
+    instead of starting their own. Ctrl-C (or SIGTERM) stops it."""
+    import signal
     import subprocess
 
     from medgov.storage import connect_server
 
-    typer.echo(f"spark-server: starting; clients set SPARK_REMOTE=sc://{host}:{port}", err=True)
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop ends the JVM too
+    url = f"sc://{host}:{port}"
+    typer.echo(f"spark-server: starting on {url}", err=True)
+    proc = subprocess.Popen(connect_server.command(port, host, memory), env=connect_server.environment())
     try:
-        code = subprocess.call(connect_server.command(port, host, memory), env=connect_server.environment())
+        connect_server.wait_ready(proc, host, port)
+        if warm:
+            typer.echo("spark-server: warming up on a generated sample", err=True)
+            try:
+                typer.echo(f"spark-server: warm after {connect_server.warm_up(url):.0f} s", err=True)
+            except MedgovError as exc:  # a cold server still serves
+                typer.echo(f"spark-server: {exc}; serving cold", err=True)
+        typer.echo(f"spark-server: ready; clients set SPARK_REMOTE={url}", err=True)
+        code = proc.wait()
     except KeyboardInterrupt:
+        connect_server.stop(proc)
         code = 0
     if code:
         raise MedgovError(f"the Spark Connect server exited with code {code}")
