@@ -98,3 +98,28 @@ def test_serving_bench_smoke(tmp_path):
     if "skipped" not in r["sharing"]:
         assert "error" not in r["sharing"], r["sharing"]  # the client's own failure, said plainly
         assert r["sharing"]["rows"] == r["sharing"]["local_rows"] == 2000 and r["sharing"]["ratio"] > 0
+
+
+def test_the_increment_through_a_warm_server_attaches_to_it(tmp_path, monkeypatch):
+    """With `server`, a third timed run goes into its own empty lake with SPARK_REMOTE set to
+    a server started and warmed up first, and stopped after."""
+    from medgov.bench import harness
+    from medgov.storage import connect_server
+
+    events = []
+
+    def timed(landing, lake, env):
+        events.append(("run", lake.name, env.get("SPARK_REMOTE")))
+        return {"seconds": {"total": 5.0}}
+
+    monkeypatch.setattr(harness, "timed_run", timed)
+    monkeypatch.setattr(connect_server, "start", lambda port, memory, log: events.append(("start", port)) or "proc")
+    monkeypatch.setattr(connect_server, "warm_up", lambda url: events.append(("warm", url)) or 1.0)
+    monkeypatch.setattr(connect_server, "stop", lambda proc: events.append(("stop", proc)))
+    inc = harness.incremental(tmp_path, tmp_path / "full", {}, seed=7, per_patient=60.0,
+                              progress=lambda m: None, target_rows=600, server=True)
+    port = events[2][1]
+    assert events == [("run", "lake-empty", None), ("run", "full", None), ("start", port),
+                      ("warm", f"sc://127.0.0.1:{port}"), ("run", "lake-empty-server", f"sc://127.0.0.1:{port}"),
+                      ("stop", "proc")]
+    assert inc["into_empty_server"] == {"seconds": {"total": 5.0}}

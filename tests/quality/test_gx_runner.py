@@ -60,3 +60,14 @@ def test_one_run_over_all_batches_gives_rows_and_a_page_per_batch(spark, tmp_pat
     pages = {p.parts[-3] for p in (tmp_path / "quality/gx/gx/uncommitted/data_docs/local_site/validations"
                                    ).glob("bronze/diagnosis/*/*/*.html")}
     assert pages == {"ORG001__b1__run1", "ORG002__b1__run1", "all-batches__run1"}
+    # every page carries its numbers: each batch's, and the whole run's summed over them
+    import json
+
+    stored = {p.parts[-3]: json.loads(p.read_text()) for p in (tmp_path / "quality/gx/gx/uncommitted/validations"
+                                                               ).glob("bronze/diagnosis/*/*/*.json")}
+    icd = {run: next(r for r in v["results"] if r["expectation_config"]["kwargs"].get("column") == "icd_code")
+           for run, v in stored.items()}
+    assert {run: (r["result"]["element_count"], r["result"]["unexpected_count"], r["success"])
+            for run, r in icd.items()} == {"ORG001__b1__run1": (2, 0, True),
+                                          "ORG002__b1__run1": (1, 1, True),  # stored last, by the lenient site
+                                          "all-batches__run1": (3, 1, False)}

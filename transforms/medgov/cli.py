@@ -563,7 +563,9 @@ def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows 
           out: Path = typer.Option(Path("bench"), help="folder for results.json and scaling.png"),
           work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder)"),
           increment: int = typer.Option(10_000, min=0, help="rows of the one batch added to the largest lake "
-                                                              "(0: no incremental measurement)")
+                                                              "(0: no incremental measurement)"),
+          server: bool = typer.Option(True, "--server/--no-server",
+                                      help="time the increment through a warm Spark Connect server too")
           ) -> None:
     """Benchmark the whole pipeline on generated feeds; prints a table, writes results.json."""
     from medgov.bench import harness as benchmark
@@ -575,7 +577,7 @@ def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows 
     if not counts or min(counts) < 100:
         raise MedgovError("--sizes needs at least one size of 100 rows or more")
     results = benchmark.run(sorted(counts), reps, out, work, progress=lambda m: typer.echo(f"bench: {m}", err=True),
-                            increment_rows=increment)
+                            increment_rows=increment, server=server)
     benchmark.render(results)
     typer.echo(f"results: {out / 'results.json'}, plot: {out / 'scaling.png'}")
 

@@ -185,7 +185,7 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: int = 7,
-        progress=lambda message: None, increment_rows: int = INCREMENT_ROWS) -> dict[str, Any]:
+        progress=lambda message: None, increment_rows: int = INCREMENT_ROWS, server: bool = True) -> dict[str, Any]:
     """Measure every size; write `out/results.json` (and the scaling plot) and return the results."""
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="medgov-bench-")) if work is None else work
@@ -220,7 +220,7 @@ def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: 
     if sizes:
         results["fhir_validation"] = fhir_throughput(lake)
         if increment_rows:
-            results["incremental"] = incremental(work, lake, env, seed, per_patient, progress, increment_rows)
+            results["incremental"] = incremental(work, lake, env, seed, per_patient, progress, increment_rows, server)
     results["linearity"] = linearity(results["sizes"])
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     plot(results, out / "scaling.png")
@@ -228,9 +228,10 @@ def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: 
 
 
 def incremental(work: Path, full_lake: Path, env: dict[str, str], seed: int, per_patient: float,
-                progress, target_rows: int = INCREMENT_ROWS) -> dict[str, Any]:
+                progress, target_rows: int = INCREMENT_ROWS, server: bool = False) -> dict[str, Any]:
     """One new batch of about `target_rows` rows (a day's delivery) into the lake of the largest run,
-    and into an empty lake."""
+    and into an empty lake; with `server`, into another empty lake through a warm Spark Connect
+    server too."""
     from medgov.sample.generate import generate
 
     landing = work / "landing-increment"
@@ -254,8 +255,34 @@ def incremental(work: Path, full_lake: Path, env: dict[str, str], seed: int, per
     into_empty = timed_run(landing, empty, env)
     progress(f"increment of {rows:,} rows into the full lake")
     into_full = timed_run(landing, full_lake, env)
-    return {"rows": rows, "into_empty": into_empty, "into_full": into_full,
-            "ratio": into_full["seconds"]["total"] / into_empty["seconds"]["total"]}
+    out = {"rows": rows, "into_empty": into_empty, "into_full": into_full,
+           "ratio": into_full["seconds"]["total"] / into_empty["seconds"]["total"]}
+    if server:
+        out["into_empty_server"] = _through_server(landing, work / "lake-empty-server", env, progress)
+    return out
+
+
+def _through_server(landing: Path, lake: Path, env: dict[str, str], progress) -> dict[str, Any]:
+    """The same delivery as an event-driven deployment runs it: the process attaches to a
+    Spark Connect server started and warmed up before (`medgov spark-server`), so it starts
+    no JVM. The server's own memory is not in the run's peak RSS."""
+    import socket
+
+    from medgov.storage import connect_server
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    progress("starting and warming up a Spark Connect server")
+    server = connect_server.start(port, memory="4g", log=lake.parent / "connect-server.log")
+    try:
+        url = f"sc://127.0.0.1:{port}"
+        connect_server.warm_up(url)
+        progress("the increment into an empty lake, through the warm server")
+        shutil.rmtree(lake, ignore_errors=True)
+        return timed_run(landing, lake, {**env, "SPARK_REMOTE": url})
+    finally:
+        connect_server.stop(server)
 
 
 def linearity(sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -335,7 +362,12 @@ def render(results: dict[str, Any]) -> None:
     if inc:
         console.print(f"incremental: {inc['rows']:,} rows into the full lake {inc['into_full']['seconds']['total']:.1f} s, "
                       f"into an empty lake {inc['into_empty']['seconds']['total']:.1f} s (ratio {inc['ratio']:.2f})")
-        for where in ("into_empty", "into_full"):
+        if "into_empty_server" in inc:
+            console.print(f"  through a warm Spark Connect server, into an empty lake: "
+                          f"{inc['into_empty_server']['seconds']['total']:.1f} s")
+        for where in ("into_empty", "into_full", "into_empty_server"):
+            if where not in inc:
+                continue
             r = inc[where]
             console.print(f"  {where.replace('_', ' ')}: " + ", ".join(f"{k} {r['seconds'][k]:.1f}" for k in STAGES)
                           + f" s; Spark profile {r.get('spark_profile', '?')}; peak RSS {r['peak_rss_mb']:,.0f} MB")
