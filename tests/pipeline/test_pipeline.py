@@ -171,3 +171,16 @@ def test_results_delivered_before_their_patient_are_relinked(followups):
     assert json.loads(o["resource_json"])["subject"] == {"reference": f"Patient/{person}"}
     assert followups.early_key not in o["resource_json"]
     assert person in set(table(followups.lake, "silver", "patient").column("id").to_pylist())
+
+
+def test_ingest_counts_what_the_tables_hold(demo):
+    """The per-table figures `medgov run` prints: rows published to bronze, and rows quarantined
+    (every parsed row is one or the other)."""
+    lake = Lake.at(demo.lake)
+    counts = demo.result["ingest"].rows
+    q = DeltaTable(lake.quarantine).to_pyarrow_table(columns=["layer", "table"])
+    q = q.filter(pc.equal(q.column("layer"), "bronze"))
+    assert sum(n["quarantined"] for n in counts.values()) > 0
+    for table, n in counts.items():
+        assert n["bronze"] == DeltaTable(lake.bronze(table)).to_pyarrow_dataset().count_rows(), table
+        assert n["quarantined"] == pc.sum(pc.equal(q.column("table"), table)).as_py(), table
