@@ -114,7 +114,7 @@ def test_the_increment_through_a_warm_server_attaches_to_it(tmp_path, monkeypatc
 
     monkeypatch.setattr(harness, "timed_run", timed)
     monkeypatch.setattr(connect_server, "start", lambda port, memory, log: events.append(("start", port)) or "proc")
-    monkeypatch.setattr(connect_server, "warm_up", lambda url: events.append(("warm", url)) or 1.0)
+    monkeypatch.setattr(connect_server, "warm_up", lambda url, write: events.append(("warm", url)) or 1.0)
     monkeypatch.setattr(connect_server, "stop", lambda proc: events.append(("stop", proc)))
     inc = harness.incremental(tmp_path, tmp_path / "full", {}, seed=7, per_patient=60.0,
                               progress=lambda m: None, target_rows=600, server=True)

@@ -530,7 +530,9 @@ def spark_server(port: int = typer.Option(15002, help="gRPC port the server list
     instead of starting their own. Ctrl-C (or SIGTERM) stops it."""
     import signal
     import subprocess
+    from functools import partial
 
+    from medgov.sample.generate import generate
     from medgov.storage import connect_server
 
     def interrupt(*_: object) -> None:
@@ -545,7 +547,8 @@ def spark_server(port: int = typer.Option(15002, help="gRPC port the server list
         if warm:
             typer.echo("spark-server: warming up on a generated sample", err=True)
             try:
-                typer.echo(f"spark-server: warm after {connect_server.warm_up(url):.0f} s", err=True)
+                seconds = connect_server.warm_up(url, partial(generate, patients=20, seed=1))
+                typer.echo(f"spark-server: warm after {seconds:.0f} s", err=True)
             except MedgovError as exc:  # a cold server still serves
                 typer.echo(f"spark-server: {exc}; serving cold", err=True)
         typer.echo(f"spark-server: ready; clients set SPARK_REMOTE={url}", err=True)

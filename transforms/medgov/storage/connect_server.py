@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
@@ -78,9 +79,10 @@ def wait_ready(proc: subprocess.Popen, host: str, port: int, timeout: float = 12
     raise MedgovError(f"the Spark Connect server did not start within {timeout:.0f} s")
 
 
-def warm_up(url: str, patients: int = 20) -> float:
-    """Run the whole pipeline once through the server at `url` on a generated sample, into a
-    scratch lake that is removed after, and return the seconds it took.
+def warm_up(url: str, write_sample: Callable[[Path], object]) -> float:
+    """Run the whole pipeline once through the server at `url` on a sample that
+    `write_sample(landing)` writes (`medgov.sample.generate.generate`), into a scratch lake
+    that is removed after, and return the seconds it took.
 
     A fresh server's JVM interprets the code a stage needs until its JIT has compiled it: on
     the reference machine a 1.6 k-row delivery's four stages took 54.5 s on a new server and
@@ -89,14 +91,12 @@ def warm_up(url: str, patients: int = 20) -> float:
     import secrets
     import tempfile
 
-    from medgov.sample.generate import generate
-
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("OPENLINEAGE") and k not in ("MEDGOV_PSEUDONYM_KEY_FILE", "MEDGOV_STAGING_DIR")}
     env.update({"SPARK_REMOTE": url, "MEDGOV_PSEUDONYM_KEY": secrets.token_hex(32), "OPENLINEAGE_DISABLED": "true"})
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="medgov-warm-up-") as scratch:
-        generate(Path(scratch) / "landing", patients=patients, seed=1)
+        write_sample(Path(scratch) / "landing")
         run = subprocess.run([sys.executable, "-m", "medgov.cli", "run", "--landing", f"{scratch}/landing",
                               "--lake", f"{scratch}/lake"], env=env, capture_output=True, text=True)
     if run.returncode:
