@@ -112,15 +112,13 @@ def _free_ports(n: int) -> list[int]:
 @pytest.mark.airflow
 @pytest.mark.system
 def test_ready_flag_leads_to_published_dataset(tmp_path, connect_server, record_property):
-    """airflow standalone (scheduler, triggerer, DAG processor, API server) beside a Spark
-    Connect server warmed up as `medgov spark-server` warms itself (while Airflow starts):
-    flags -> the four asset-chained DAGs, each task in its own process attached to the server
-    (SPARK_REMOTE) -> gold. Each stage run names its Airflow task run as OpenLineage parent,
-    and nothing the tasks logged identifies a person."""
-    from functools import partial
-
+    """airflow standalone (scheduler, triggerer, DAG processor, API server) beside the suite's
+    Spark Connect server: flags -> the four asset-chained DAGs, each task in its own process
+    attached to the server (SPARK_REMOTE) -> gold. Each stage run names its Airflow task run as
+    OpenLineage parent, and nothing the tasks logged identifies a person. (The latency it
+    reports depends on how warm the suite's server is by then: the README's figures come from
+    a server warmed as `medgov spark-server` warms itself; warming here cost the suite 1 min.)"""
     from medgov.sample.generate import generate
-    from medgov.storage import connect_server as server
     from medgov.storage import control
     from medgov.storage.lake import Lake
 
@@ -128,7 +126,6 @@ def test_ready_flag_leads_to_published_dataset(tmp_path, connect_server, record_
     gen = generate(sample, patients=20, seed=9)
     landing.mkdir()
     api, worker_log, trigger_log = _free_ports(3)
-    warming = ThreadPoolExecutor(1).submit(server.warm_up, connect_server, partial(generate, patients=20, seed=1))
     env = airflow_env(home, landing, lake, AIRFLOW__API__PORT=str(api),
                       AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://localhost:{api}/execution/",
                       AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(worker_log),
@@ -159,7 +156,6 @@ def test_ready_flag_leads_to_published_dataset(tmp_path, connect_server, record_
         while "Airflow is ready" not in log_path.read_text(errors="replace"):
             assert proc.poll() is None and time.time() < deadline, "airflow standalone did not start"
             time.sleep(2)
-        assert warming.result(timeout=300) > 0  # the warm-up run succeeded (it raises otherwise)
         time.sleep(10)  # let the DAG processor register the asset watcher
         # the latency a hospital feels (README, Performance): reported, not asserted
         latency = deliver("H33030200001", {"H33030200001/20230101-b1", "H33030200001/20230101-b2"})

@@ -1,6 +1,6 @@
 """`medgov spark-server`: starts a Spark Connect server, says when clients may attach, and a
-service manager's SIGTERM stops it and its JVM. (Its warm-up, `connect_server.warm_up`, runs
-in the Airflow test, against the suite's server.)"""
+service manager's SIGTERM stops it and its JVM; its warm-up runs the pipeline on a sample with
+a throwaway key. (A real warm-up costs a minute of a cold JVM: `medgov bench` runs one.)"""
 
 from __future__ import annotations
 
@@ -44,3 +44,33 @@ def test_the_server_says_ready_serves_a_client_and_stops_on_sigterm(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_the_warm_up_runs_the_pipeline_on_a_sample_with_a_throwaway_key(tmp_path, monkeypatch):
+    """`warm_up` runs `medgov run` through the server on the sample its caller writes, into a
+    scratch lake, with a fresh key and no lineage transport, and says when that run failed."""
+    from medgov.errors import MedgovError
+    from medgov.storage import connect_server
+
+    monkeypatch.setenv("OPENLINEAGE_URL", "http://marquez:5000")
+    monkeypatch.setenv("MEDGOV_PSEUDONYM_KEY", "the-site-key")
+    seen: dict = {}
+
+    def write_sample(landing):
+        seen["landing"] = landing
+        landing.mkdir(parents=True)
+
+    def run(args, env, capture_output, text):
+        seen.update(args=args, env=env, scratch_existed=seen["landing"].is_dir())
+        return subprocess.CompletedProcess(args, seen.get("code", 0), "", "medgov: error: no room\n")
+
+    monkeypatch.setattr(connect_server.subprocess, "run", run)
+    assert connect_server.warm_up("sc://127.0.0.1:1", write_sample) >= 0
+    args, env = seen["args"], seen["env"]
+    assert args[1:4] == ["-m", "medgov.cli", "run"] and args[args.index("--landing") + 1] == str(seen["landing"])
+    assert env["SPARK_REMOTE"] == "sc://127.0.0.1:1" and env["OPENLINEAGE_DISABLED"] == "true"
+    assert "OPENLINEAGE_URL" not in env and env["MEDGOV_PSEUDONYM_KEY"] not in ("the-site-key", "")
+    assert seen["scratch_existed"] and not seen["landing"].exists()  # the scratch folder is gone after
+    seen["code"] = 1
+    with pytest.raises(MedgovError, match="the warm-up run failed: medgov: error: no room"):
+        connect_server.warm_up("sc://127.0.0.1:1", write_sample)
