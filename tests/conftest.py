@@ -56,8 +56,16 @@ def pytest_collection_modifyitems(config, items):
         if SYSTEM_FIXTURES & names:
             item.add_marker(pytest.mark.system)
         group = next((g for g, fixtures in XDIST_GROUPS if fixtures & names), None)
+        if group is None and _module_scoped(item):
+            group = item.nodeid.split("::", 1)[0]  # its module's fixture is then made once, not once per worker
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _module_scoped(item) -> bool:
+    """The test uses a fixture made once per module (e.g. the SQL on FHIR suite's run)."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
 
 def pytest_collection_finish(session):
@@ -95,19 +103,72 @@ def spark():
 
 @pytest.fixture(scope="session")
 def connect_server(tmp_path_factory):
-    """A Spark Connect server for this test worker (`medgov spark-server`'s server): chains of
-    `medgov` processes attach to it with SPARK_REMOTE instead of each starting a JVM."""
-    import socket
-
+    """A Spark Connect server (`medgov spark-server`'s server) for the whole test run: chains of
+    `medgov` processes attach to it with SPARK_REMOTE instead of each starting a JVM, as Airflow
+    tasks do. One for every worker: the JIT work one test's runs did (a fresh server takes
+    half again as long) serves the next test's, on whichever worker. Under xdist the first
+    worker to ask starts it and the controller stops it at the end (`pytest_sessionfinish`)."""
     from medgov.storage import connect_server as server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("connect") / "server.log"
-    proc = server.start(port, memory="3g", log=log)
-    yield f"sc://127.0.0.1:{port}"
-    server.stop(proc)
+    def build(folder: Path) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = server.start(port, memory="4g", log=folder / "server.log")
+        (folder / "pid").write_text(str(proc.pid))
+        (folder / "url").write_text(f"sc://127.0.0.1:{port}")
+
+    folder = _once_per_run(tmp_path_factory, CONNECT_SERVER, build)
+    yield (folder / "url").read_text()
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        _stop_server(folder)
+
+
+CONNECT_SERVER = "connect_server"
+
+
+def _stop_server(folder: Path) -> None:
+    import signal
+    import time
+
+    pid_file = folder / "pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):  # the JVM's shutdown hooks stop Spark; then it is gone
+            if not _running(pid):
+                return
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _running(pid: int) -> bool:
+    """Not exited (an exited child its parent has not reaped yet counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+
+def pytest_sessionfinish(session):
+    """The xdist controller stops the run's shared Connect server, once every worker is done."""
+    if "PYTEST_XDIST_WORKER" in os.environ or not hasattr(session.config, "_tmp_path_factory"):
+        return
+    if session.config.pluginmanager.hasplugin("dsession"):  # the controller of xdist workers
+        _stop_server(session.config._tmp_path_factory.getbasetemp() / CONNECT_SERVER)
 
 
 @dataclass

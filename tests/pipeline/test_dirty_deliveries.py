@@ -400,7 +400,7 @@ class Dirty:
 
 
 @pytest.fixture(scope="session")  # session: a worker running other modules in between keeps it
-def dirty(tmp_path_factory) -> Dirty:
+def dirty(tmp_path_factory, connect_server) -> Dirty:
     from landing_watch import OpenWatch
 
     root = tmp_path_factory.mktemp("dirty")
@@ -423,7 +423,9 @@ def dirty(tmp_path_factory) -> Dirty:
         cases[case.name] = (case, f"{org}/{case.name}")
     outside = root / "outside"
     watch = OpenWatch(outside, *(p for p in outside.iterdir() if p.is_dir()))
-    run = medgov("run", "--landing", str(landing), "--lake", str(lake), "--config", str(config))
+    # attached to the run's Connect server, as an Airflow task is: no JVM of its own to start
+    run = medgov("run", "--landing", str(landing), "--lake", str(lake), "--config", str(config),
+                 env={"SPARK_REMOTE": connect_server})
     opened_outside = watch.opened()
     watch.close()
     report = medgov("report", "--lake", str(lake))
