@@ -89,6 +89,11 @@ def test_pipeline_on_a_standalone_cluster_gives_the_local_tables(cluster, one_or
     apps = json.load(urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5))
     done = apps.get("completedapps", []) + apps.get("activeapps", [])
     assert any(a.get("name") == "medgov" for a in done), [a.get("name") for a in done]
+    # each executor JVM was launched with the run's profile flags (the suite's: short), as the
+    # worker's log of its launch command shows
+    launched = [p.read_text(errors="replace").splitlines()[0] for p in (Path(env["SPARK_WORKER_DIR"]).parent)
+                .glob("work*/app-*/*/stderr")]
+    assert len(launched) == 2 and all("-XX:TieredStopAtLevel=1" in cmd for cmd in launched), launched
     got, want = tables(lake), one_org.tables
     assert sorted(got) == sorted(want)
     for name in want:

@@ -89,6 +89,10 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
     master = os.environ.get("SPARK_MASTER")
     if master:
         builder = builder.master(master)
+        if profile["java"]:
+            # the executors live as long as this process's application: the driver's JIT and GC
+            # choice suits them too (a 1.6 k-row run on a two-worker standalone cluster: 80 -> 66 s)
+            builder = builder.config("spark.executor.extraJavaOptions", profile["java"])
     elif not os.environ.get("SPARK_CONF_DIR") and "MASTER" not in os.environ:
         builder = builder.master("local[*]")
     builder = builder.config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false")).config(
