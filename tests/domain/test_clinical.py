@@ -55,3 +55,20 @@ def test_spark_stages_equal_the_pure_ones(spark):
            .select(g_stage_expr(F.col("e")).alias("g"), a_stage_expr(F.col("a")).alias("a")).collect())
     assert [r["g"] for r in got] == [s for _, s in G_CASES]
     assert [r["a"] for r in got][:len(A_CASES)] == [s for _, s in A_CASES]
+
+
+def test_the_functions_are_registered_once_per_session():
+    """Each statement is a round trip to the JVM or the Connect server: a second dataset in the
+    same session does not send them again; another session gets its own."""
+    class Session:
+        def __init__(self):
+            self.statements = []
+
+        def sql(self, statement):
+            self.statements.append(statement)
+
+    first, second = Session(), Session()
+    for session in (first, first, second):
+        register_sql_functions(session)
+    assert len(first.statements) == len(second.statements) == 3
+    assert all(s.startswith("CREATE OR REPLACE TEMPORARY FUNCTION") for s in first.statements)

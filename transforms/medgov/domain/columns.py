@@ -6,6 +6,7 @@ forms."""
 from __future__ import annotations
 
 import hashlib
+import weakref
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -36,10 +37,19 @@ def sql_functions() -> dict[str, str]:
             for name, (args, ret, body) in bodies.items()}
 
 
+# sessions that have the functions: each statement is a round trip (through Spark Connect, four
+# datasets registering all three cost a publish about half a second)
+_REGISTERED: weakref.WeakSet = weakref.WeakSet()
+
+
 def register_sql_functions(spark: SparkSession) -> None:
-    """Make `sql_functions()` callable in the session's SQL (and by `egfr_expr` & co.)."""
+    """Make `sql_functions()` callable in the session's SQL (and by `egfr_expr` & co.), once
+    per session."""
+    if spark in _REGISTERED:
+        return
     for statement in sql_functions().values():
         spark.sql(statement)
+    _REGISTERED.add(spark)
 
 
 def egfr_expr(scr_mg_dl: Column, age: Column, female: Column) -> Column:
