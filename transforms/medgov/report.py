@@ -19,7 +19,7 @@ from medgov.spec.lifecycle import BatchStage, DeliveryStatus
 from medgov.spec.tables import BRONZE_TABLES, SILVER_TABLES
 from medgov.storage import control, lineage
 from medgov.storage.lake import Lake
-from medgov.storage.objects import folders
+from medgov.storage.gold import gold_tables
 
 QUARANTINE_SHOWN = 40
 
@@ -98,11 +98,8 @@ def summary(lake_dir: str | Path) -> dict[str, Any]:
                               "blocking_failures": failed_blocking}
     failing = _failing_checks(lake)
     curated = []
-    for uri in folders(f"{lake.root}/gold"):
-        if not DeltaTable.is_deltatable(uri):
-            continue
-        dt = DeltaTable(uri)
-        curated.append({"table": f"gold.{uri.rsplit('/', 1)[1]}", "rows": dt.to_pyarrow_dataset().count_rows(),
+    for name, uri, dt in gold_tables(lake):
+        curated.append({"table": f"gold.{name}", "rows": dt.to_pyarrow_dataset().count_rows(),
                         "version": dt.version(), "path": uri})
     return {
         "batches": {"accepted": len(batches), "rejected": len(rejected), "deferred": len(deferred),

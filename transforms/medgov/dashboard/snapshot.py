@@ -20,7 +20,7 @@ from medgov.quality.results import reason_kind
 from medgov.spec.site import SiteConfig, load_site
 from medgov.storage import lineage
 from medgov.storage.lake import Lake
-from medgov.storage.objects import folders
+from medgov.storage.gold import gold_tables
 from medgov.storage.visible import read_visible
 
 # quarantine rows are many; only these columns are read for the counts (not the record)
@@ -64,13 +64,10 @@ def _rows(uri: str, columns: list[str] | None = None) -> list[dict[str, Any]]:
 
 def _datasets(lake: Lake) -> list[Dataset]:
     out = []
-    for uri in folders(f"{lake.root}/gold"):
-        if not DeltaTable.is_deltatable(uri):
-            continue
-        dt = DeltaTable(uri)
+    for name, uri, dt in gold_tables(lake):
         last = next(iter(dt.history(1)), {})
         ts = last.get("timestamp")
-        out.append(Dataset(uri.rsplit("/", 1)[1], uri, dt.version(), dt.to_pyarrow_dataset().count_rows(),
+        out.append(Dataset(name, uri, dt.version(), dt.to_pyarrow_dataset().count_rows(),
                            datetime.fromtimestamp(ts / 1000).astimezone() if ts else None, last.get("operation")))
     return out
 
