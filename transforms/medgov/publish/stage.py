@@ -2,8 +2,8 @@
 batches that passed the gate, MERGEd into gold.
 
 Incremental: a dataset is recomputed only for the persons whose silver rows changed since it
-was last published (the rows of the batches being published, and every row in a silver file
-added or removed since the versions it last read) and MERGEd on its key; a person recomputed
+was last published (the rows of the batches being published, and every row added, removed or
+changed since the versions it last read) and MERGEd on its key; a person recomputed
 who no longer qualifies is deleted. A dataset whose definition changed, or whose last read
 versions are gone (vacuumed), is rebuilt over every person.
 """
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -27,6 +25,7 @@ from medgov.spec.lifecycle import PUBLISHABLE, BatchStage, stage
 from medgov.spec.tables import BATCH_COLUMN, silver_table
 from medgov.storage import control, faults
 from medgov.storage.batch_rows import batch_rows
+from medgov.storage.changes import changed_keys
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
@@ -36,6 +35,8 @@ STAGE = stage("publish")
 # silver tables whose rows decide who is in a dataset (encounters: a visit that arrives releases
 # held rows, so its person is recomputed too)
 PERSON_TABLES = ("patient", "encounter", "observation", "condition", "medication_request")
+# an increment's resources per partition (a person has a few dozen resources of about 1 kB)
+PERSONS_PER_PARTITION = 5_000
 
 
 @dataclass
@@ -59,36 +60,21 @@ def _versions(ctx: Context) -> dict[str, int]:
 
 
 def _changed_persons(ctx: Context, since: dict[str, int]) -> set[str] | None:
-    """Persons with a row in a silver file added or removed since the versions `since`; None
-    when those versions cannot be read any more (the caller then rebuilds everything). The
-    files are read through delta-rs' datasets, which carry the lake's storage options (an
-    object-store lake's endpoint and credentials)."""
+    """Persons with a silver row added, removed or changed since the versions `since` (row by
+    row: `storage.changes`); None when those versions cannot be read any more (the caller then
+    rebuilds everything)."""
     persons: set[str] = set()
     options = getattr(ctx.store, "storage_options", None)
     for t in PERSON_TABLES:
         uri = ctx.lake.silver(t)
         if not ctx.store.exists(uri):
             continue
-        now = DeltaTable(uri, storage_options=options)
-        old_version = since.get(t)
-        if old_version == now.version():
-            continue
-        try:
-            before = _fragments(DeltaTable(uri, version=old_version, storage_options=options)
-                                ) if old_version is not None else {}
-        except Exception:  # noqa: BLE001 - vacuumed or otherwise gone: no incremental path
+        key = "id" if t == "patient" else "patient_key"
+        keys = changed_keys(uri, since.get(t), key, ["id", "resource_json"], options)
+        if keys is None:
             return None
-        after = _fragments(now)
-        column = "id" if t == "patient" else "patient_key"
-        for path in sorted(set(before) ^ set(after)):
-            keys = (after.get(path) or before[path]).to_table(columns=[column], use_threads=False)
-            persons.update(k for k in keys.column(column).to_pylist() if k)
+        persons |= keys
     return persons
-
-
-def _fragments(table: DeltaTable) -> dict[str, Any]:
-    """The table version's data files by their path in the table, as readable fragments."""
-    return {f.path: f for f in table.to_pyarrow_dataset().get_fragments()}
 
 
 def _persons_of_batches(ctx: Context, keys: list[str]) -> set[str]:
@@ -157,7 +143,10 @@ def publish(ctx: Context, keys: list[str] | None = None) -> PublishResult:
                     [(p,) for p in sorted(persons)], "patient_key string")
                 resources = _resources(ctx, scope, frame)
                 if frame is not None:  # a few persons' rows: read the lake once, not once per view
-                    resources = {k: v.localCheckpoint(eager=True) for k, v in resources.items()}
+                    # in as few partitions as their number needs: the views and the dataset's
+                    # SQL then run a few tasks per job, not one per file split of the lake
+                    parts = max(1, -(-len(persons) // PERSONS_PER_PARTITION))
+                    resources = {k: v.localCheckpoint(eager=True).coalesce(parts) for k, v in resources.items()}
                 scopes[key] = (resources, {})
             resources, views = scopes[key]
             # computed once, before the merge starts (`publish.merge@<ms>` crashes inside the
