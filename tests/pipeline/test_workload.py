@@ -10,7 +10,7 @@ from medgov.pipeline.workload import run_rows
 from medgov.spec.lifecycle import BatchStage
 from medgov.storage import control
 from medgov.storage.lake import Lake
-from medgov.storage.spark import SHORT_UP_TO, profile_name
+from medgov.storage.spark import SHORT_UP_TO, profile_name, stage_threads
 
 
 def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
@@ -66,3 +66,14 @@ def test_auto_picks_the_short_profile_for_a_small_run_only(monkeypatch):
     monkeypatch.setenv("MEDGOV_SPARK_PROFILE", "fast")
     with pytest.raises(MedgovError, match="auto or one of long, short"):
         profile_name(10)
+
+
+def test_stage_threads_come_from_the_environment_with_a_one_line_refusal(monkeypatch):
+    monkeypatch.delenv("MEDGOV_INGEST_THREADS", raising=False)
+    assert stage_threads("ingest") == 2
+    monkeypatch.setenv("MEDGOV_VALIDATE_THREADS", "1")
+    assert stage_threads("validate") == 1 and stage_threads("ingest") == 2
+    for bad in ("0", "two", "-1", ""):
+        monkeypatch.setenv("MEDGOV_INGEST_THREADS", bad)
+        with pytest.raises(MedgovError, match="MEDGOV_INGEST_THREADS must be a whole number of threads"):
+            stage_threads("ingest")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
+from medgov.storage.spark import stage_threads
 from medgov.storage.staging import ParsedTables, remove_leftovers
 
 STAGE = stage("ingest")
@@ -166,36 +168,21 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
     with stage_run(ctx.lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         # each institution's landing folder is a source: its feed, whatever batches it held
         run.inputs += [DatasetInfo(str((landing / org).resolve())) for org in sorted({k.split("/", 1)[0] for k in keys})]
+        # Tables go side by side on two threads: a small delivery's time is many short Spark
+        # jobs per table, each mostly waiting on the JVM; the results keep the tables' order.
+        with ThreadPoolExecutor(max_workers=stage_threads("ingest")) as pool:
+            done = list(pool.map(lambda table: _bronze_table(ctx, table, keys, parsed, staged, key, received),
+                                 BRONZE_TABLES))
         quarantine_frames = []
         checks: list[dict] = []
-        for table in BRONZE_TABLES:
-            c = contract(table)
-            pieces = [k for k in keys if table in parsed[k]]
-            uri = ctx.lake.bronze(table)
-            if not pieces and not ctx.store.exists(uri):
+        for table, outcome in zip(BRONZE_TABLES, done):
+            if outcome is None:
                 continue
-            ctx.progress(f"bronze {table}")
-            if pieces:
-                raw = staged.frame(ctx.spark, table, pieces)
-            else:  # a corrected re-delivery dropped this table: clear its earlier rows
-                raw = ctx.spark.createDataFrame([], _raw_schema(c))
-            rows = bronze.typed_rows(raw, c).cache()
-            typed = bronze.mark_duplicates(rows, c)  # over the cached rows: typing is the costly part
-            good = bronze.publishable(typed)
-            ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
-                              description=f"bronze {c.title}")
-            # kept (small) while the typed rows are cached: built later, they would re-type the whole table
-            quarantined = bronze.quarantined(typed, c, ctx.run_id, key).cache()
-            n_bad = quarantined.count()
+            quarantined, table_checks, n_good, n_bad, output = outcome
             quarantine_frames.append(quarantined)
-            # typing keeps every parsed row, each either published or quarantined: no job to count
-            n_good = sum(parsed[k][table] for k in pieces) - n_bad
-            checks += _contract_checks(ctx.run_id, table, quarantined, {k: parsed[k][table] for k in pieces}, received)
-            result.rows[table] = {"bronze": int(n_good or 0), "quarantined": int(n_bad or 0)}
-            run.outputs.append(DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields],
-                                           rows=int(n_good or 0)))
-            rows.unpersist()
-            faults.point(f"ingest.after_table.{table}")
+            checks += table_checks
+            result.rows[table] = {"bronze": n_good, "quarantined": n_bad}
+            run.outputs.append(output)
         q = quarantine_frames[0]
         for other in quarantine_frames[1:]:
             q = q.unionByName(other)
@@ -212,6 +199,38 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
                                        for k in keys])
         faults.point("ingest.before_delivery_log")
         control.record_deliveries(ctx.lake, deliveries)
+
+
+def _bronze_table(ctx: Context, table: str, keys: list[str], parsed: dict[str, dict[str, int]],
+                  staged: ParsedTables, key: bytes, received) -> tuple[DataFrame, list[dict], int, int, DatasetInfo] | None:
+    """One bronze table from the staged batches: its good rows replace the batches' rows, its
+    bad rows are returned (cached) for the quarantine, with the table's contract checks,
+    counts and lineage output; None when neither the batches nor the lake have the table."""
+    c = contract(table)
+    pieces = [k for k in keys if table in parsed[k]]
+    uri = ctx.lake.bronze(table)
+    if not pieces and not ctx.store.exists(uri):
+        return None
+    ctx.progress(f"bronze {table}")
+    if pieces:
+        raw = staged.frame(ctx.spark, table, pieces)
+    else:  # a corrected re-delivery dropped this table: clear its earlier rows
+        raw = ctx.spark.createDataFrame([], _raw_schema(c))
+    rows = bronze.typed_rows(raw, c).cache()
+    typed = bronze.mark_duplicates(rows, c)  # over the cached rows: typing is the costly part
+    good = bronze.publishable(typed)
+    ctx.store.replace(uri, good, bronze_scope(keys), partition_by=["_org_code"], run_id=ctx.run_id,
+                      description=f"bronze {c.title}")
+    # kept (small) while the typed rows are cached: built later, they would re-type the whole table
+    quarantined = bronze.quarantined(typed, c, ctx.run_id, key).cache()
+    n_bad = int(quarantined.count() or 0)
+    # typing keeps every parsed row, each either published or quarantined: no job to count
+    n_good = int(sum(parsed[k][table] for k in pieces) - n_bad)
+    checks = _contract_checks(ctx.run_id, table, quarantined, {k: parsed[k][table] for k in pieces}, received)
+    output = DatasetInfo(uri, [(f.name, f.dataType.simpleString()) for f in good.schema.fields], rows=n_good)
+    rows.unpersist()
+    faults.point(f"ingest.after_table.{table}")
+    return quarantined, checks, n_good, n_bad, output
 
 
 def _already_taken(delivery: dict | None, batch: dict | None, fp: str) -> bool:

@@ -7,7 +7,6 @@ page. Suites run on two threads: a GX run mostly waits on small calls into the J
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
+from medgov.storage.spark import stage_threads
 
 STAGE = stage("validate")
 
@@ -108,10 +108,6 @@ class _Suite:
     view: Callable[[], DataFrame]
 
 
-def _threads() -> int:
-    return max(1, int(os.environ.get("MEDGOV_VALIDATE_THREADS", "2")))
-
-
 def _bronze_view(ctx: Context, uri: str, table: str, keys: list[str], key: bytes, keyed: bool) -> DataFrame:
     return bronze_view(ctx.store.read(uri, sql_in(BATCH_COLUMN["bronze"], keys)), contract(table), key, keyed)
 
@@ -158,7 +154,7 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             runner.prepare(suite.name)  # GX objects are created one at a time, before the threads start
         # Suites run side by side: a GX run mostly waits on many small calls into the JVM, time a
         # second thread fills. Results keep the suites' order.
-        with ThreadPoolExecutor(max_workers=_threads()) as pool:
+        with ThreadPoolExecutor(max_workers=stage_threads("validate")) as pool:
             outcomes = list(pool.map(lambda s: _validate_batches(ctx, runner, s.name, s.view(), s.key_col,
                                                                  s.locator), suites))
         for suite, (suite_rows, suite_examples) in zip(suites, outcomes):

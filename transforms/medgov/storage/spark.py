@@ -109,6 +109,17 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
     return spark
 
 
+def stage_threads(stage: str) -> int:
+    """Threads a stage runs its independent Spark work on (GX suites, bronze tables):
+    `MEDGOV_<STAGE>_THREADS`, default 2. The work is many short Spark jobs, each mostly waiting
+    on the JVM, time a second thread fills."""
+    var = f"MEDGOV_{stage.upper()}_THREADS"
+    value = os.environ.get(var, "2")
+    if not value.isdigit() or int(value) < 1:
+        raise MedgovError(f"{var} must be a whole number of threads, 1 or more, not {value!r}")
+    return int(value)
+
+
 def _session_conf(profile: dict) -> dict[str, str]:
     """The SQL settings every medgov session has, local or remote (runtime settings only)."""
     # Split file scans into at least four tasks per core: a table of three files on two cores
