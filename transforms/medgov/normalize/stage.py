@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -22,6 +23,7 @@ from medgov.storage.batch_rows import batch_rows
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, TerminologyFacet, stage_run
+from medgov.storage.spark import stage_threads
 
 STAGE = stage("normalize")
 
@@ -101,6 +103,81 @@ def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[d
     return invalid, int(sum(r["unmapped"] or 0 for r in per_batch)) if spec.source == "lab_result" else 0, methods
 
 
+def _build(ctx: Context, spec: silver.Spec, scope: str, key: bytes, term: Terminology, keys: list[str],
+           result: NormalizeResult) -> tuple[DataFrame, DataFrame, list[dict], tuple[int, int, Counter], list[DatasetInfo]]:
+    """One bronze table's resources, built (cached) and counted: (every built row, the valid
+    ones, the build's quality results, (invalid, unmapped lab codes, rows by mapping method),
+    lineage outputs). The patients' also commit the cross-reference, relinking first what
+    earlier batches filed under a key that changes (counted into `result`)."""
+    lake, store = ctx.lake, ctx.store
+    xref_uri = lake.silver(PATIENT_XREF)
+    ctx.progress(f"silver {spec.target} from {spec.source}")
+    rows = store.read(lake.bronze(spec.source), scope)
+    if spec.source != "patient":
+        xref = store.read(xref_uri) if store.exists(xref_uri) else None
+        rows = with_source_key(rows, key)
+        rows = silver.resolve_patient(rows, xref) if xref is not None else \
+            rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
+    out = silver.build_resources(rows, spec, key, term).cache()
+    good = out.where(F.col("error").isNull()).drop("error")
+    outputs: list[DatasetInfo] = []
+    if spec.source == "patient":
+        # the cross-reference first: later tables of this run resolve through it
+        xref_new = silver.latest_per_id(silver.xref_rows(good).withColumnRenamed("source_key", "id"),
+                                        ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
+        old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
+        changes = silver.link_changes(xref_new, old_xref).cache()
+        if changes.count():
+            # Relink before the cross-reference commits: a crash in between leaves the old
+            # cross-reference, so the next run computes the same changes and finishes the job.
+            result.relinked_resources += _relink(ctx, changes, keys)
+        changes.unpersist()
+        faults.point("normalize.before_xref")
+        store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
+                    description="local patient key (keyed hash) -> person pseudonym")
+        outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new),
+                                   column_lineage={"source_key": [(lake.bronze(spec.source), "patient_id")]}))
+        good = good.drop("source_key")
+    checks: list[dict] = []
+    counts = _count_build(ctx, spec, out, checks)
+    return out, good, checks, counts, outputs
+
+
+def _write_silver(ctx: Context, target: str, parts: list[DataFrame], keys: list[str], term: Terminology,
+                  methods: Counter) -> tuple[int, DatasetInfo]:
+    """MERGE one silver table's new rows (the latest per resource id) and count the batches'
+    rows in it; returns the count and the lineage output."""
+    lake, store = ctx.lake, ctx.store
+    df = parts[0]
+    for p in parts[1:]:
+        df = df.unionByName(p)
+    order = ["updated_at", "batch_key", "source_line"] if target == "patient" else ["batch_key", "source_line"]
+    df = silver.latest_per_id(df, order)
+    uri = lake.silver(target)
+    # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
+    # Rows a re-delivery withdrew are deleted only where a batch has rows to withdraw: the
+    # clause makes the MERGE rewrite every file of the delivering institutions, which would
+    # turn a day's increment into a rewrite of their whole history.
+    delete = None if target == "patient" or not _holds_batches(ctx, uri, keys) else sql_in("t.batch_key", keys)
+    # Other resources' ids are keyed on their institution, so matching on the partition
+    # column too is the same match, and lets the MERGE read only the institutions delivering.
+    on = ["id"] if target == "patient" else ["org_code", "id"]
+    # a batch normalized again (a correction, changed concept maps) never overwrites the
+    # version a later batch delivered: later means later batch id (README, Known limits)
+    newer = None if target == "patient" else "s.batch_id >= t.batch_id"
+    store.merge(uri, df, on, delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
+                description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised",
+                update_when=newer)
+    n = store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)).count()
+    # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys
+    sources = {(lake.bronze(s.source), k) for s in silver.SPECS if s.target == target
+               for k in contract(s.source).key}
+    # which concept maps produced the codes, and how each row's code was found
+    terms = ({"terminology": TerminologyFacet(version=term.version, methods=dict(methods))}
+             if target == "observation" else {})
+    faults.point(f"normalize.after_table.{target}")
+    return n, DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)}, custom=terms)
+
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     """Build silver for the given batches (default: every batch whose stage is `bronze`,
     including those sent back because the concept maps now code their lab results otherwise)."""
@@ -116,83 +193,38 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     key = load_key()
     lake, store = ctx.lake, ctx.store
     scope = sql_in(BATCH_COLUMN["bronze"], keys)
-    xref_uri = lake.silver(PATIENT_XREF)
     with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
         quarantine_parts: list[DataFrame] = []
         built_frames: list[DataFrame] = []  # cached until the quarantine, built from them, is written
         checks: list[dict] = []
         built: dict[str, list[DataFrame]] = {}
-        for spec in silver.SPECS:
-            src_uri = lake.bronze(spec.source)
-            if not store.exists(src_uri):
-                continue
-            ctx.progress(f"silver {spec.target} from {spec.source}")
-            rows = store.read(src_uri, scope)
-            run.inputs.append(DatasetInfo(src_uri))
-            if spec.source != "patient":
-                xref = store.read(xref_uri) if store.exists(xref_uri) else None
-                rows = with_source_key(rows, key)
-                rows = silver.resolve_patient(rows, xref) if xref is not None else \
-                    rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
-            out = silver.build_resources(rows, spec, key, term).cache()
+        # the patients first, alone: the cross-reference they build is what the other tables
+        # resolve through; then the other tables side by side, as the silver tables after
+        # (a small delivery's time is many short Spark jobs). Results keep the tables' order.
+        specs = [spec for spec in silver.SPECS if store.exists(lake.bronze(spec.source))]
+        first = [spec for spec in specs if spec.source == "patient"]
+        rest = [spec for spec in specs if spec.source != "patient"]
+        done = [_build(ctx, spec, scope, key, term, keys, result) for spec in first]
+        with ThreadPoolExecutor(max_workers=stage_threads("normalize")) as pool:
+            done += list(pool.map(lambda spec: _build(ctx, spec, scope, key, term, keys, result), rest))
+        for spec, (out, good, spec_checks, counts, outputs) in zip(first + rest, done):
+            n_invalid, n_unmapped, methods = counts
+            run.inputs.append(DatasetInfo(lake.bronze(spec.source)))
+            run.outputs += outputs
             built_frames.append(out)
             quarantine_parts.append(silver.silver_quarantine(out, spec.target, ctx.run_id))
-            good = out.where(F.col("error").isNull()).drop("error")
-            if spec.source == "patient":
-                # the cross-reference first: later tables of this run resolve through it
-                xref_new = silver.latest_per_id(silver.xref_rows(good).withColumnRenamed("source_key", "id"),
-                                                ["updated_at", "batch_key"]).withColumnRenamed("id", "source_key")
-                old_xref = store.read(xref_uri) if store.exists(xref_uri) else None
-                changes = silver.link_changes(xref_new, old_xref).cache()
-                if changes.count():
-                    # Relink before the cross-reference commits: a crash in between leaves the old
-                    # cross-reference, so the next run computes the same changes and finishes the job.
-                    result.relinked_resources += _relink(ctx, changes, keys)
-                changes.unpersist()
-                faults.point("normalize.before_xref")
-                store.merge(xref_uri, xref_new, ["source_key"], partition_by=None, run_id=ctx.run_id,
-                            description="local patient key (keyed hash) -> person pseudonym")
-                run.outputs.append(DatasetInfo(xref_uri, _schema_of(xref_new),
-                                               column_lineage={"source_key": [(src_uri, "patient_id")]}))
-                good = good.drop("source_key")
             built.setdefault(spec.target, []).append(good)
-            n_invalid, n_unmapped, methods = _count_build(ctx, spec, out, checks)
+            checks += spec_checks
             result.invalid[spec.target] = result.invalid.get(spec.target, 0) + n_invalid
             result.unmapped_lab_codes += n_unmapped
             result.map_methods.update(methods)
 
-        for target, parts in built.items():
-            df = parts[0]
-            for p in parts[1:]:
-                df = df.unionByName(p)
-            order = ["updated_at", "batch_key", "source_line"] if target == "patient" else ["batch_key", "source_line"]
-            df = silver.latest_per_id(df, order)
-            uri = lake.silver(target)
-            # Patients are shared across institutions and batches: never deleted by one batch's re-delivery.
-            # Rows a re-delivery withdrew are deleted only where a batch has rows to withdraw: the
-            # clause makes the MERGE rewrite every file of the delivering institutions, which would
-            # turn a day's increment into a rewrite of their whole history.
-            delete = None if target == "patient" or not _holds_batches(ctx, uri, keys) else sql_in("t.batch_key", keys)
-            # Other resources' ids are keyed on their institution, so matching on the partition
-            # column too is the same match, and lets the MERGE read only the institutions delivering.
-            on = ["id"] if target == "patient" else ["org_code", "id"]
-            # a batch normalized again (a correction, changed concept maps) never overwrites the
-            # version a later batch delivered: later means later batch id (README, Known limits)
-            newer = None if target == "patient" else "s.batch_id >= t.batch_id"
-            store.merge(uri, df, on, delete_where=delete, partition_by=["org_code"], run_id=ctx.run_id,
-                        description=f"FHIR R4 {target} resources (JSON + flattened columns), pseudonymised",
-                        update_when=newer)
-            n = store.read(uri, sql_in(BATCH_COLUMN["silver"], keys)).count()
+        with ThreadPoolExecutor(max_workers=stage_threads("normalize")) as pool:
+            written = list(pool.map(lambda item: _write_silver(ctx, item[0], item[1], keys, term, result.map_methods),
+                                    built.items()))
+        for target, (n, output) in zip(built, written):
             result.resources[target] = n
-            # which bronze tables each silver table comes from: resource ids are keyed on the source rows' keys
-            sources = {(lake.bronze(s.source), k) for s in silver.SPECS if s.target == target
-                       for k in contract(s.source).key}
-            # which concept maps produced the codes, and how each row's code was found
-            terms = ({"terminology": TerminologyFacet(version=term.version, methods=dict(result.map_methods))}
-                     if target == "observation" else {})
-            run.outputs.append(DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)},
-                                           custom=terms))
-            faults.point(f"normalize.after_table.{target}")
+            run.outputs.append(output)
         if quarantine_parts:
             q = quarantine_parts[0]
             for p in quarantine_parts[1:]:
