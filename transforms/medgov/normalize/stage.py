@@ -178,6 +178,7 @@ def _write_silver(ctx: Context, target: str, parts: list[DataFrame], keys: list[
     faults.point(f"normalize.after_table.{target}")
     return n, DatasetInfo(uri, _schema_of(df), rows=n, column_lineage={"id": sorted(sources)}, custom=terms)
 
+
 def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     """Build silver for the given batches (default: every batch whose stage is `bronze`,
     including those sent back because the concept maps now code their lab results otherwise)."""
