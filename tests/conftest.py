@@ -105,7 +105,7 @@ def spark():
 def connect_server(tmp_path_factory):
     """A Spark Connect server (`medgov spark-server`'s server) for the whole test run: chains of
     `medgov` processes attach to it with SPARK_REMOTE instead of each starting a JVM, as Airflow
-    tasks do. One for every worker: the JIT work one test's runs did (a fresh server takes
+    tasks do. One shared by all workers: the JIT work one test's runs did (a fresh server takes
     half again as long) serves the next test's, on whichever worker. Under xdist the first
     worker to ask starts it and the controller stops it at the end (`pytest_sessionfinish`)."""
     from medgov.storage import connect_server as server
