@@ -3,6 +3,8 @@ delivery into a large lake is a large run (publish reads the lake)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from medgov.errors import MedgovError
@@ -10,7 +12,7 @@ from medgov.pipeline.workload import run_rows
 from medgov.spec.lifecycle import BatchStage
 from medgov.storage import control
 from medgov.storage.lake import Lake
-from medgov.storage.spark import SHORT_UP_TO, profile_name, stage_threads
+from medgov.storage.spark import SHORT_UP_TO, profile_name, side_by_side, stage_threads
 
 
 def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
@@ -73,6 +75,8 @@ def test_stage_threads_come_from_the_environment_with_a_one_line_refusal(monkeyp
     assert stage_threads("ingest") == 2
     monkeypatch.setenv("MEDGOV_VALIDATE_THREADS", "1")
     assert stage_threads("validate") == 1 and stage_threads("ingest") == 2
+    # the later items finish first, on two threads: the results keep the items' order
+    assert side_by_side("ingest", lambda n: time.sleep(0.05 * (3 - n)) or n, range(4)) == [0, 1, 2, 3]
     for bad in ("0", "two", "-1", ""):
         monkeypatch.setenv("MEDGOV_INGEST_THREADS", bad)
         with pytest.raises(MedgovError, match="MEDGOV_INGEST_THREADS must be a whole number of threads"):

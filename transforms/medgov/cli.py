@@ -530,9 +530,7 @@ def spark_server(port: int = typer.Option(15002, help="gRPC port the server list
     instead of starting their own. Ctrl-C (or SIGTERM) stops it."""
     import signal
     import subprocess
-    from functools import partial
-
-    from medgov.sample.generate import generate
+    from medgov.sample.generate import warm_up_sample
     from medgov.storage import connect_server
 
     def interrupt(*_: object) -> None:
@@ -547,7 +545,7 @@ def spark_server(port: int = typer.Option(15002, help="gRPC port the server list
         if warm:
             typer.echo("spark-server: warming up on a generated sample", err=True)
             try:
-                seconds = connect_server.warm_up(url, partial(generate, patients=20, seed=1))
+                seconds = connect_server.warm_up(url, warm_up_sample)
                 typer.echo(f"spark-server: warm after {seconds:.0f} s", err=True)
             except MedgovError as exc:  # a cold server still serves
                 typer.echo(f"spark-server: {exc}; serving cold", err=True)

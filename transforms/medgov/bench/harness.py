@@ -270,9 +270,7 @@ def _through_server(landing: Path, lake: Path, env: dict[str, str], progress) ->
     Spark Connect server started and warmed up before (`medgov spark-server`), so it starts
     no JVM. The server's own memory is not in the run's peak RSS."""
     import socket
-    from functools import partial
-
-    from medgov.sample.generate import generate
+    from medgov.sample.generate import warm_up_sample
     from medgov.storage import connect_server
 
     with socket.socket() as sock:
@@ -282,7 +280,7 @@ def _through_server(landing: Path, lake: Path, env: dict[str, str], progress) ->
     server = connect_server.start(port, memory="4g", log=lake.parent / "connect-server.log")
     try:
         url = f"sc://127.0.0.1:{port}"
-        connect_server.warm_up(url, partial(generate, patients=20, seed=1))
+        connect_server.warm_up(url, warm_up_sample)
         progress("the increment into an empty lake, through the warm server")
         shutil.rmtree(lake, ignore_errors=True)
         return timed_run(landing, lake, {**env, "SPARK_REMOTE": url})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
-from medgov.storage.spark import stage_threads
+from medgov.storage.spark import side_by_side
 from medgov.storage.staging import ParsedTables, remove_leftovers
 
 STAGE = stage("ingest")
@@ -170,9 +169,8 @@ def _write_bronze(ctx: Context, landing: Path, parsed: dict[str, dict[str, int]]
         run.inputs += [DatasetInfo(str((landing / org).resolve())) for org in sorted({k.split("/", 1)[0] for k in keys})]
         # Tables go side by side on two threads: a small delivery's time is many short Spark
         # jobs per table, each mostly waiting on the JVM; the results keep the tables' order.
-        with ThreadPoolExecutor(max_workers=stage_threads("ingest")) as pool:
-            done = list(pool.map(lambda table: _bronze_table(ctx, table, keys, parsed, staged, key, received),
-                                 BRONZE_TABLES))
+        done = side_by_side("ingest", lambda table: _bronze_table(ctx, table, keys, parsed, staged, key, received),
+                            BRONZE_TABLES)
         quarantine_frames = []
         checks: list[dict] = []
         for table, outcome in zip(BRONZE_TABLES, done):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -23,7 +22,7 @@ from medgov.storage.batch_rows import batch_rows
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, TerminologyFacet, stage_run
-from medgov.storage.spark import stage_threads
+from medgov.storage.spark import side_by_side
 
 STAGE = stage("normalize")
 
@@ -206,8 +205,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
         first = [spec for spec in specs if spec.source == "patient"]
         rest = [spec for spec in specs if spec.source != "patient"]
         done = [_build(ctx, spec, scope, key, term, keys, result) for spec in first]
-        with ThreadPoolExecutor(max_workers=stage_threads("normalize")) as pool:
-            done += list(pool.map(lambda spec: _build(ctx, spec, scope, key, term, keys, result), rest))
+        done += side_by_side("normalize", lambda spec: _build(ctx, spec, scope, key, term, keys, result), rest)
         for spec, (out, good, spec_checks, counts, outputs) in zip(first + rest, done):
             n_invalid, n_unmapped, methods = counts
             run.inputs.append(DatasetInfo(lake.bronze(spec.source)))
@@ -220,9 +218,8 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
             result.unmapped_lab_codes += n_unmapped
             result.map_methods.update(methods)
 
-        with ThreadPoolExecutor(max_workers=stage_threads("normalize")) as pool:
-            written = list(pool.map(lambda item: _write_silver(ctx, item[0], item[1], keys, term, result.map_methods),
-                                    built.items()))
+        written = side_by_side("normalize", lambda item: _write_silver(ctx, *item, keys, term, result.map_methods),
+                               built.items())
         for target, (n, output) in zip(built, written):
             result.resources[target] = n
             run.outputs.append(output)

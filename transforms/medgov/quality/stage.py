@@ -8,7 +8,6 @@ page. Suites run on two threads: a GX run mostly waits on small calls into the J
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -30,7 +29,7 @@ from medgov.storage import control, faults
 from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, stage_run
-from medgov.storage.spark import stage_threads
+from medgov.storage.spark import side_by_side
 
 STAGE = stage("validate")
 
@@ -154,9 +153,8 @@ def validate(ctx: Context, keys: list[str] | None = None) -> ValidateResult:
             runner.prepare(suite.name)  # GX objects are created one at a time, before the threads start
         # Suites run side by side: a GX run mostly waits on many small calls into the JVM, time a
         # second thread fills. Results keep the suites' order.
-        with ThreadPoolExecutor(max_workers=stage_threads("validate")) as pool:
-            outcomes = list(pool.map(lambda s: _validate_batches(ctx, runner, s.name, s.view(), s.key_col,
-                                                                 s.locator), suites))
+        outcomes = side_by_side("validate", lambda s: _validate_batches(ctx, runner, s.name, s.view(), s.key_col,
+                                                                        s.locator), suites)
         for suite, (suite_rows, suite_examples) in zip(suites, outcomes):
             rows += suite_rows
             found += suite_examples

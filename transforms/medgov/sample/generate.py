@@ -238,6 +238,12 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
     return gen
 
 
+def warm_up_sample(landing: Path) -> Generated:
+    """The small sample a Spark Connect server runs once to warm its JIT (`medgov
+    spark-server`, the benchmark's warm-server run: `storage.connect_server.warm_up`)."""
+    return generate(landing, patients=20, seed=1)
+
+
 def _add_dirt(rng: random.Random, rows: dict) -> None:
     """Noise that must be normalised, and rows that must be quarantined with a reason."""
     for (org_code, _), tables in rows.items():

@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, Iterable, TypeVar
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def ensure_java() -> None:
@@ -110,7 +115,7 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
 
 
 def stage_threads(stage: str) -> int:
-    """Threads a stage runs its independent Spark work on (GX suites, bronze tables):
+    """Threads a stage runs its independent Spark work on (bronze tables, silver tables, GX suites):
     `MEDGOV_<STAGE>_THREADS`, default 2. The work is many short Spark jobs, each mostly waiting
     on the JVM, time a second thread fills."""
     var = f"MEDGOV_{stage.upper()}_THREADS"
@@ -118,6 +123,12 @@ def stage_threads(stage: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise MedgovError(f"{var} must be a whole number of threads, 1 or more, not {value!r}")
     return int(value)
+
+
+def side_by_side(stage: str, work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`work` on each item, on the stage's threads (`stage_threads`); results in the items' order."""
+    with ThreadPoolExecutor(max_workers=stage_threads(stage)) as pool:
+        return list(pool.map(work, items))
 
 
 def _session_conf(profile: dict) -> dict[str, str]:
