@@ -12,7 +12,7 @@ from medgov.pipeline.workload import run_rows
 from medgov.spec.lifecycle import BatchStage
 from medgov.storage import control
 from medgov.storage.lake import Lake
-from medgov.storage.spark import SHORT_UP_TO, profile_name, side_by_side, stage_threads
+from medgov.storage.spark import SHORT_UP_TO, profile_name, release_arrow_memory_eagerly, side_by_side, stage_threads
 
 
 def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
@@ -81,3 +81,21 @@ def test_stage_threads_come_from_the_environment_with_a_one_line_refusal(monkeyp
         monkeypatch.setenv("MEDGOV_INGEST_THREADS", bad)
         with pytest.raises(MedgovError, match="MEDGOV_INGEST_THREADS must be a whole number of threads"):
             stage_threads("ingest")
+
+
+def test_arrow_memory_goes_back_to_the_system_unless_the_environment_chooses(monkeypatch):
+    """The stages' driver allocates Arrow memory with the C allocator (mimalloc held freed
+    batches: a larger peak while delta-rs writes silver); ARROW_DEFAULT_MEMORY_POOL still wins."""
+    import pyarrow as pa
+
+    before = pa.default_memory_pool()
+    try:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "mimalloc")
+        pa.set_memory_pool(pa.mimalloc_memory_pool())
+        release_arrow_memory_eagerly()
+        assert pa.default_memory_pool().backend_name == "mimalloc"
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        release_arrow_memory_eagerly()
+        assert pa.default_memory_pool().backend_name == "system"
+    finally:
+        pa.set_memory_pool(before)

@@ -68,6 +68,15 @@ def _profile(rows: int | None = None) -> dict:
     return PROFILES[profile_name(rows)]
 
 
+def release_arrow_memory_eagerly() -> None:
+    """Arrow buffers in this process come from the C library's allocator, not mimalloc, unless
+    `ARROW_DEFAULT_MEMORY_POOL` chooses. mimalloc keeps the pages of freed batches: writing
+    1 M Observations into silver through delta-rs peaked at 1.9 GB with it and 1.4 GB without
+    (the same write, no slower), and two silver tables are written at once."""
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession:
     """The process's Spark session (created once, reused after); `rows`, the source rows the
     process is about to handle, chooses the profile under "auto".
@@ -80,6 +89,7 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    release_arrow_memory_eagerly()  # the stages' driver: staged batches and delta-rs writes
     remote = os.environ.get("SPARK_REMOTE")
     if remote:
         return _remote_session(remote, rows)
