@@ -8,6 +8,7 @@ only their keyed pseudonyms are.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -37,8 +38,12 @@ def _ref(kind: str, ident: str | None) -> dict[str, str] | None:
     return {"reference": f"{kind}/{ident}"} if ident else None
 
 
+_EMPTIABLE = (list, dict)
+
+
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None and v != [] and v != {}}
+    """`d` without its null, [] and {} values (0, False and "" stay)."""
+    return {k: v for k, v in d.items() if v is not None and (v or v.__class__ not in _EMPTIABLE)}
 
 
 def _quantity(value: float, unit: str, comparator: str | None = None, ucum: bool = True) -> dict[str, Any]:
@@ -98,6 +103,7 @@ def build_patient(row: dict[str, Any], key: bytes, term: Terminology) -> list[tu
     return [(resource, flat)]
 
 
+@lru_cache(maxsize=65_536)  # a visit's lab results come together: its id is hashed once, not per result
 def _encounter_id(key: bytes, org: str, visit_id: str | None) -> str | None:
     return record_key(key, "visit", org, {"visit_id": visit_id})
 

@@ -61,9 +61,9 @@ def _mapper(spec: Spec, key: bytes, term: Terminology, schema: StructType) -> Ca
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fast = FastValidator()  # per partition: shapes, codes and references repeat across its rows
         for rb in batches:
-            out: dict[str, list[Any]] = {n: [] for n in names}
-            for row in rb.to_pylist():
-                lineage = {name: row[source] for source, name in SILVER_LINEAGE.items()}
+            records: list[dict[str, Any]] = []  # each resource's flattened columns, JSON and error
+            origin: list[int] = []  # the source row of each record
+            for i, row in enumerate(rb.to_pylist()):
                 try:
                     built = spec.builder(row, key, term)
                 except Exception as exc:  # a row the builder cannot handle goes to quarantine, never lost
@@ -73,15 +73,24 @@ def _mapper(spec: Spec, key: bytes, term: Terminology, schema: StructType) -> Ca
                     built = [({"resourceType": spec.resource_type},
                               {"error": f"row carries no value: no {spec.resource_type} built"})]
                 for resource, flat in built:
-                    error = flat.pop("error", None) or validation_error(resource, fast)
-                    record = {**lineage, **flat, "resource_json": json.dumps(resource, ensure_ascii=False,
-                                                                            separators=(",", ":")),
-                              "error": error}
-                    record.setdefault("patient_key", row.get("patient_key"))
-                    for n in names:
-                        v = record.get(n)
-                        out[n].append(list(v.items()) if n in map_cols and isinstance(v, dict) else v)
-            yield pa.RecordBatch.from_pydict(out, schema=arrow_schema)
+                    flat["error"] = flat.pop("error", None) or validation_error(resource, fast)
+                    flat["resource_json"] = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+                    records.append(flat)
+                    origin.append(i)
+            yield pa.RecordBatch.from_pydict(_columns(rb, records, origin), schema=arrow_schema)
+
+    def _columns(rb: pa.RecordBatch, records: list[dict[str, Any]], origin: list[int]) -> dict[str, list[Any]]:
+        """The output columns, built a column at a time: a builder's value, else the source
+        row's lineage (its patient key for `patient_key`), else null."""
+        taken = {name: rb.column(source).to_pylist() for source, name in SILVER_LINEAGE.items() if name in names}
+        if "patient_key" in rb.schema.names:
+            taken.setdefault("patient_key", rb.column("patient_key").to_pylist())
+        out: dict[str, list[Any]] = {}
+        for n in names:
+            source = taken.get(n)
+            col = [r.get(n) for r in records] if source is None else [r.get(n, source[o]) for r, o in zip(records, origin)]
+            out[n] = [list(v.items()) if isinstance(v, dict) else v for v in col] if n in map_cols else col
+        return out
 
     return run
 
