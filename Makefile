@@ -46,10 +46,10 @@ demo: install
 dashboard: install
 	$(BIN)/medgov dashboard --lake $(LAKE)
 
-# The benchmark: the pipeline on generated feeds of each size, 3 repetitions (long: 5 M rows
-# take a while); results in bench/results.json and bench/scaling.png.
+# The benchmark: the pipeline on generated feeds of each size, 3 repetitions, one at 5 M rows
+# (about 15 minutes each); results in bench/results.json and bench/scaling.png.
 BENCH_SIZES ?= 100000,1000000,5000000
-BENCH_REPS  ?= 3
+BENCH_REPS  ?= 3,3,1
 bench: install
 	$(BIN)/medgov bench --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) --out bench
 

@@ -2,11 +2,12 @@
 machines are noisy; `make bench` measures)."""
 
 import json
+import re
 
 import pytest
 
 from lakes import medgov
-from medgov.bench.harness import floor_seconds, linearity, make_feed
+from medgov.bench.harness import STAGES, floor_seconds, linearity, make_feed, stage_at
 
 
 @pytest.mark.system
@@ -24,6 +25,10 @@ def test_bench_smoke(tmp_path):
         assert s["peak_rss_mb"] > 100  # the JVM is counted: the process tree, not just Python
         kinds = s["peak_rss_by_kind_mb"]  # each kind's own peak: none above the tree's
         assert kinds["jvm"] > 100 and kinds["driver"] > 30 and max(kinds.values()) <= s["peak_rss_mb"] + 1
+        procs = s["peak_rss_processes"]  # how many processes of each kind at its peak, and the largest
+        assert procs["jvm"]["processes"] == 1 and procs["driver"]["processes"] == 1
+        assert procs["jvm"]["largest_mb"] == pytest.approx(kinds["jvm"])
+        assert s["peak_stage"] in STAGES[1:]  # the tree peaks once a stage runs, not while the JVM starts
         assert s["spark_profile"] == "short"  # the suite's profile (tests/conftest.py)
         assert s["resources"] > s["rows"] * 0.5 and s["invalid"] == 0
         assert s["batches"] == 6 and s["checks"] > 100
@@ -32,7 +37,15 @@ def test_bench_smoke(tmp_path):
     assert results["fhir_validation"]["same_verdicts"] is True
     assert results["linearity"] == []  # one size: nothing to compare
     assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
-    assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout and "peak RSS by process" in proc.stdout
+    assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout
+    assert f"during {sizes[0]['peak_stage']}; by process" in proc.stdout
+
+
+def test_stage_at_places_a_moment_in_the_stage_that_was_running():
+    seconds = {"startup": 5.0, "ingest": 10.0, "normalize": 20.0, "validate": 5.0, "publish": 5.0}
+    assert [stage_at(seconds, t) for t in (0.0, 5.0, 5.1, 34.9, 38.0, 44.9)] == \
+        ["startup", "startup", "ingest", "normalize", "validate", "publish"]
+    assert stage_at(seconds, 60.0) == "publish"  # sampled after the last stage's clock stopped
 
 
 def test_incremental_times_the_largest_batch_into_an_empty_then_the_full_lake(tmp_path, monkeypatch):
@@ -50,8 +63,13 @@ def test_incremental_times_the_largest_batch_into_an_empty_then_the_full_lake(tm
 
     monkeypatch.setattr(harness, "timed_run", timed)
     inc = harness.incremental(tmp_path, tmp_path / "full", {}, seed=7, per_patient=60.0,
-                              progress=lambda m: None, target_rows=600)
+                              progress=lambda m: None, target_rows=600, first_patient=5000)
     assert [c[0] for c in calls] == ["lake-empty", "full"]
+    # new patients: local ids numbered past the full lake's (P<org><number>), none of the lake's reused
+    text = "".join(f.read_text(encoding="utf-8", errors="replace")
+                   for f in (tmp_path / "landing-increment").glob("*/*/*patient*.csv"))
+    numbers = {int(n) for n in re.findall(r"\bP\d{4}(\d{6})\b", text)}
+    assert numbers and min(numbers) >= 5000
     (_, batches, flags), _ = calls
     assert len(batches) == 1 and flags == [f"{batches[0]}.ready"] and batches[0].split("/")[1] >= "20260101"
     assert 100 < inc["rows"] < 1500 and inc["ratio"] == 2.5
@@ -73,6 +91,35 @@ def test_feed_size_and_floor(tmp_path):
 def test_bad_sizes_are_one_line_errors(tmp_path):
     proc = medgov("bench", "--sizes", "ten", "--out", str(tmp_path), check=False)
     assert proc.returncode == 1 and "--sizes must be numbers" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_bad_repetitions_are_one_line_errors(tmp_path):
+    for reps in ("0", "3,1", "two"):  # none, or a count per size that does not match the sizes
+        proc = medgov("bench", "--sizes", "1000,2000,3000", "--reps", reps, "--out", str(tmp_path), check=False)
+        assert proc.returncode == 1 and "--reps must be" in proc.stderr and proc.stderr.count("\n") == 1, reps
+
+
+def test_each_size_runs_its_own_number_of_repetitions(tmp_path, monkeypatch):
+    """`make bench` runs 3, 3 and 1: the largest size once (its median is its one run)."""
+    from medgov.bench import harness
+
+    runs = []
+
+    def timed(landing, lake, env):
+        runs.append(landing.name)
+        return {"seconds": dict.fromkeys((*STAGES, "total"), 1.0 + len(runs)), "peak_rss_mb": 10.0 * len(runs)}
+
+    monkeypatch.setattr(harness, "make_feed", lambda out, rows, seed, per_patient: rows)
+    monkeypatch.setattr(harness, "floor_seconds", lambda landing, scratch: 0.5)
+    monkeypatch.setattr(harness, "timed_run", timed)
+    monkeypatch.setattr(harness, "fhir_throughput", lambda lake: {})
+    monkeypatch.setattr(harness, "plot", lambda results, path: None)
+    results = harness.run([1000, 5000], {1000: 3, 5000: 1}, tmp_path / "out", tmp_path / "work", increment_rows=0)
+    assert runs == ["landing-1000"] * 3 + ["landing-5000"]
+    small, large = results["sizes"]
+    assert small["repetitions"] == [2.0, 3.0, 4.0] and small["seconds"]["total"] == 3.0
+    assert small["peak_rss_mb"] == 30.0  # the worst repetition's memory, not the median's
+    assert large["repetitions"] == [5.0] and large["seconds"]["total"] == 5.0
 
 
 def test_linearity_compares_consecutive_sizes():

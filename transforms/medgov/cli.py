@@ -560,7 +560,8 @@ def spark_server(port: int = typer.Option(15002, help="gRPC port the server list
 
 @app.command()
 def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows per size, comma-separated"),
-          reps: int = typer.Option(3, min=1, help="repetitions per size (the median is reported)"),
+          reps: str = typer.Option("3", help="repetitions per size (the median is reported): one number for "
+                                              "every size, or one per size, comma-separated (3,3,1)"),
           out: Path = typer.Option(Path("bench"), help="folder for results.json and scaling.png"),
           work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder)"),
           increment: int = typer.Option(10_000, min=0, help="rows of the one batch added to the largest lake "
@@ -577,7 +578,12 @@ def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows 
         raise MedgovError(f"--sizes must be numbers separated by commas, not {sizes!r}") from None
     if not counts or min(counts) < 100:
         raise MedgovError("--sizes needs at least one size of 100 rows or more")
-    results = benchmark.run(sorted(counts), reps, out, work, progress=lambda m: typer.echo(f"bench: {m}", err=True),
+    per_size = [r.strip() for r in reps.split(",")]
+    if not all(r.isdigit() and int(r) >= 1 for r in per_size) or len(per_size) not in (1, len(counts)):
+        raise MedgovError(f"--reps must be one whole number of repetitions (1 or more) or one per size "
+                          f"({len(counts)}), comma-separated, not {reps!r}")
+    repetitions = dict(zip(counts, [int(r) for r in per_size] * (len(counts) if len(per_size) == 1 else 1)))
+    results = benchmark.run(sorted(counts), repetitions, out, work, progress=lambda m: typer.echo(f"bench: {m}", err=True),
                             increment_rows=increment, server=server)
     benchmark.render(results)
     typer.echo(f"results: {out / 'results.json'}, plot: {out / 'scaling.png'}")

@@ -91,37 +91,57 @@ def process_kind(proc: psutil.Process, root_pid: int) -> str:
 
 class PeakRss:
     """Samples the summed RSS of a process and its children until stopped: the peak of the
-    sum, and each kind's own peak (driver, JVM, Python workers; not at the same instant)."""
+    sum and when it came, and each kind's own peak (driver, JVM, Python workers; not at the
+    same instant) with the number of processes and the largest one at that moment."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
-        self.pid, self.every, self.peak = pid, every, 0
+        self.pid, self.every, self.peak, self.peak_at = pid, every, 0, 0.0
         self.by_kind: dict[str, int] = {"driver": 0, "jvm": 0, "workers": 0}
+        self.detail: dict[str, dict[str, float]] = {k: {"processes": 0, "largest_mb": 0.0} for k in self.by_kind}
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _sample(self) -> dict[str, list[int]]:
+        root = psutil.Process(self.pid)
+        kinds: dict[str, list[int]] = {k: [] for k in self.by_kind}
+        for p in [root, *root.children(recursive=True)]:
+            try:
+                kinds[process_kind(p, self.pid)].append(p.memory_info().rss)
+            except psutil.Error:
+                pass
+        return kinds
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                root = psutil.Process(self.pid)
-                procs = [root, *root.children(recursive=True)]
-                kinds = dict.fromkeys(self.by_kind, 0)
-                for p in procs:
-                    try:
-                        kinds[process_kind(p, self.pid)] += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak = max(self.peak, sum(kinds.values()))
-                for k, v in kinds.items():
-                    self.by_kind[k] = max(self.by_kind[k], v)
+                kinds = self._sample()
             except psutil.Error:
                 return
+            total = sum(map(sum, kinds.values()))
+            if total > self.peak:
+                self.peak, self.peak_at = total, time.monotonic() - self._started
+            for k, sizes in kinds.items():
+                if sum(sizes) > self.by_kind[k]:
+                    self.by_kind[k] = sum(sizes)
+                    self.detail[k] = {"processes": len(sizes), "largest_mb": max(sizes) / 2**20}
             time.sleep(self.every)
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+def stage_at(seconds: dict[str, float], at: float) -> str:
+    """The stage a run was in `at` seconds after its start (the stages ran in `STAGES` order)."""
+    end = 0.0
+    for stage in STAGES:
+        end += seconds.get(stage, 0.0)
+        if at <= end:
+            return stage
+    return STAGES[-1]
 
 
 def _first_error(log: str) -> str:
@@ -149,6 +169,8 @@ def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
     result = json.loads(out.read_text(encoding="utf-8"))
     result["peak_rss_mb"] = peak / 2**20
     result["peak_rss_by_kind_mb"] = {k: v / 2**20 for k, v in rss.by_kind.items()}
+    result["peak_rss_processes"] = rss.detail
+    result["peak_stage"] = stage_at(result["seconds"], rss.peak_at)
     return result
 
 
@@ -181,15 +203,16 @@ def fhir_throughput(lake: Path, limit: int = 20_000) -> dict[str, Any]:
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = {k: statistics.median(r["seconds"][k] for r in runs) for k in (*STAGES, "total")}
     worst = max(runs, key=lambda r: r["peak_rss_mb"])
-    return {"seconds": seconds, "peak_rss_mb": worst["peak_rss_mb"],
-            "peak_rss_by_kind_mb": worst.get("peak_rss_by_kind_mb", {}),
-            **{k: runs[0][k] for k in runs[0] if k not in ("seconds", "peak_rss_mb", "peak_rss_by_kind_mb")},
+    peak_keys = ("peak_rss_mb", "peak_rss_by_kind_mb", "peak_rss_processes", "peak_stage")
+    return {"seconds": seconds, **{k: worst[k] for k in peak_keys if k in worst},
+            **{k: runs[0][k] for k in runs[0] if k != "seconds" and k not in peak_keys},
             "repetitions": [r["seconds"]["total"] for r in runs]}
 
 
-def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: int = 7,
+def run(sizes: list[int], reps: int | dict[int, int], out: Path, work: Path | None = None, seed: int = 7,
         progress=lambda message: None, increment_rows: int = INCREMENT_ROWS, server: bool = True) -> dict[str, Any]:
-    """Measure every size; write `out/results.json` (and the scaling plot) and return the results."""
+    """Measure every size, `reps` times (or `reps[size]` times); write `out/results.json` (and the
+    scaling plot) and return the results."""
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="medgov-bench-")) if work is None else work
     work.mkdir(parents=True, exist_ok=True)
@@ -202,15 +225,16 @@ def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: 
         shutil.rmtree(landing, ignore_errors=True)
         progress(f"generate ~{size:,} rows")
         rows = make_feed(landing, size, seed, per_patient)
+        times = reps[size] if isinstance(reps, dict) else reps
         floors = []
-        for _ in range(reps):
+        for _ in range(times):
             scratch = work / "floor"
             shutil.rmtree(scratch, ignore_errors=True)
             scratch.mkdir()
             floors.append(floor_seconds(landing, scratch))
         runs = []
-        for i in range(reps):
-            progress(f"{rows:,} rows: run {i + 1}/{reps}")
+        for i in range(times):
+            progress(f"{rows:,} rows: run {i + 1}/{times}")
             shutil.rmtree(lake, ignore_errors=True)
             runs.append(timed_run(landing, lake, env))
         m = _median_run(runs)
@@ -223,7 +247,9 @@ def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: 
     if sizes:
         results["fhir_validation"] = fhir_throughput(lake)
         if increment_rows:
-            results["incremental"] = incremental(work, lake, env, seed, per_patient, progress, increment_rows, server)
+            # the increment's patients are numbered after the largest feed's (make_feed's count)
+            results["incremental"] = incremental(work, lake, env, seed, per_patient, progress, increment_rows, server,
+                                                 first_patient=max(1, round(sizes[-1] / per_patient)))
     results["linearity"] = linearity(results["sizes"])
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
     plot(results, out / "scaling.png")
@@ -231,10 +257,13 @@ def run(sizes: list[int], reps: int, out: Path, work: Path | None = None, seed: 
 
 
 def incremental(work: Path, full_lake: Path, env: dict[str, str], seed: int, per_patient: float,
-                progress, target_rows: int = INCREMENT_ROWS, server: bool = False) -> dict[str, Any]:
+                progress, target_rows: int = INCREMENT_ROWS, server: bool = False,
+                first_patient: int = 0) -> dict[str, Any]:
     """One new batch of about `target_rows` rows (a day's delivery) into the lake of the largest run,
     and into an empty lake; with `server`, into another empty lake through a warm Spark Connect
-    server too."""
+    server too. Its patients are numbered from `first_patient`: past the full lake's, they are
+    new patients with new visits, not other people under the lake's local ids (which would
+    relink and overwrite the lake's records: a corrected re-delivery, not a day)."""
     from medgov.sample.generate import generate
 
     landing = work / "landing-increment"
@@ -244,7 +273,7 @@ def incremental(work: Path, full_lake: Path, env: dict[str, str], seed: int, per
 
     # its largest batch holds about a fifth of what it generates (3 institutions, 2 batches each)
     generate(landing, patients=max(1, round(target_rows * 5 / per_patient)), seed=seed + 1,
-             start=date(2026, 1, 1), lab_panel=LAB_PANEL)
+             start=date(2026, 1, 1), lab_panel=LAB_PANEL, first_patient=first_patient)
     batches = sorted(landing.glob("*/*/manifest.json"),
                      key=lambda m: -sum(f["rows"] for f in json.loads(m.read_text(encoding="utf-8"))["files"]))
     keep = batches[0].parent
@@ -355,9 +384,13 @@ def render(results: dict[str, Any]) -> None:
     for s in results["sizes"]:
         kinds = s.get("peak_rss_by_kind_mb")
         if kinds:
-            console.print(f"{s['rows']:,} rows, peak RSS by process (each its own peak): "
-                          + ", ".join(f"{k} {v:,.0f} MB" for k, v in kinds.items())
-                          + f"; Spark profile {s.get('spark_profile', '?')}")
+            procs = s.get("peak_rss_processes", {})
+            console.print(f"{s['rows']:,} rows, peak RSS {s['peak_rss_mb']:,.0f} MB during {s.get('peak_stage', '?')}; "
+                          "by process (each its own peak): " + ", ".join(
+                              f"{k} {v:,.0f} MB" + (f" ({procs[k]['processes']} processes, largest "
+                                                     f"{procs[k]['largest_mb']:,.0f} MB)"
+                                                     if procs.get(k, {}).get("processes", 0) > 1 else "")
+                              for k, v in kinds.items()) + f"; Spark profile {s.get('spark_profile', '?')}")
     for lin in results.get("linearity", []):
         console.print(f"{lin['from']:,} → {lin['to']:,} rows: {lin['row_ratio']:.1f}× rows took "
                       f"{lin['time_ratio']:.2f}× the time")

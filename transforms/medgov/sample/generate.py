@@ -104,7 +104,8 @@ def make_id_no(rng: random.Random, birth: date, sex: str) -> str:
     return body + id_check_char(body)
 
 
-def _people(rng: random.Random, n: int) -> list[Person]:
+def _people(rng: random.Random, n: int, first: int = 0) -> list[Person]:
+    """`n` people, numbered from `first` (their local patient, visit and report ids follow)."""
     people = []
     for i in range(n):
         sex = rng.choice("12")
@@ -116,7 +117,7 @@ def _people(rng: random.Random, n: int) -> list[Person]:
             orgs.append(rng.choice([o for o in ORGS if o is not home]))
         name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
         phone = "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
-        p = Person(i, id_no, name, sex, birth, phone, ckd=rng.random() < 0.3, diabetic=rng.random() < 0.25, orgs=orgs)
+        p = Person(first + i, id_no, name, sex, birth, phone, ckd=rng.random() < 0.3, diabetic=rng.random() < 0.25, orgs=orgs)
         if rng.random() < 0.03:  # a mistyped check character: a quality finding, not a crash
             p.id_no = id_no[:17] + ("0" if id_no[17] != "0" else "1")
         elif rng.random() < 0.03:  # foreigners: passport, no GB 11643 check
@@ -136,8 +137,11 @@ def _fmt(dt: datetime, pattern: str) -> str:
 
 
 def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = date(2023, 1, 1),
-             lab_panel: int = 0) -> Generated:
+             lab_panel: int = 0, first_patient: int = 0) -> Generated:
     """Write sample batches under `out` (landing-zone layout) and return what was written.
+
+    `first_patient` numbers the people from there: a later feed of new patients whose local
+    ids do not collide with an earlier feed's (the same ids would be other people's records).
 
     `lab_panel` adds that many items of a blood-count panel to every visit's lab report: the
     benchmark uses it for a city feed's mix, where lab results are most of the rows."""
@@ -145,7 +149,7 @@ def generate(out: str | Path, patients: int = 300, seed: int = 7, start: date = 
     out = Path(out)
     gen = Generated()
     rows: dict[tuple[str, str], dict[str, list[list[str]]]] = {}
-    people = _people(rng, patients)
+    people = _people(rng, patients, first_patient)
     # heart failure from a stream of its own, so the rest of a seed's sample stays as it was
     hf_rng = random.Random(f"{seed}-heart-failure")
     for p in people:
