@@ -109,6 +109,14 @@ def write_with_retry(uri: str, data: Data, where: str, partition_by: list[str] |
     retry_commit(attempt)
 
 
+def append_with_retry(uri: str, data: Data, run_id: str | None = None,
+                      storage_options: dict[str, str] | None = None) -> None:
+    """Append `data` to an existing table (a column a newer medgov adds joins its schema)."""
+    retry_commit(lambda: write_deltalake(uri, _fresh(data), mode="append", schema_mode="merge",
+                                         storage_options=storage_options, commit_properties=_commit(run_id),
+                                         writer_properties=_writer()))
+
+
 def merge_with_retry(uri: str, data: Data, keys: list[str], delete_where: str | None = None,
                      partition_by: list[str] | None = None, description: str | None = None,
                      storage_options: dict[str, str] | None = None, run_id: str | None = None,
