@@ -6,7 +6,8 @@ the Delta log's snapshot; delta-rs writes neither deletion vectors nor column ma
 reads stay distributed. Writes go the other way without collecting: Spark's executors write the
 rows as Parquet to a staging folder, partition by partition, and delta-rs streams them from
 there into the table in one commit, so the driver holds a few record batches at a time, not a
-table. On a cluster whose session is Delta-enabled (`spark.sql.extensions`), `SparkDeltaStore`
+table (an upsert into an existing table: an append of its new keys and a MERGE of the known
+ones, see `DeltaRsStore._upsert`). On a cluster whose session is Delta-enabled (`spark.sql.extensions`), `SparkDeltaStore`
 does the same through delta-spark.
 """
 
