@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lakes import medgov
-from medgov.bench.harness import STAGES, floor_seconds, linearity, make_feed, stage_at
+from medgov.bench.harness import STAGES, floor_seconds, linearity, make_feed, process_kind, stage_at
 
 
 @pytest.mark.system
@@ -28,6 +28,7 @@ def test_bench_smoke(tmp_path):
         procs = s["peak_rss_processes"]  # how many processes of each kind at its peak, and the largest
         assert procs["jvm"]["processes"] == 1 and procs["driver"]["processes"] == 1
         assert procs["jvm"]["largest_mb"] == pytest.approx(kinds["jvm"])
+        assert procs["jvm"]["stage"] in STAGES and procs["driver"]["stage"] in STAGES  # where each kind peaked
         assert s["peak_stage"] in STAGES[1:]  # the tree peaks once a stage runs, not while the JVM starts
         assert s["spark_profile"] == "short"  # the suite's profile (tests/conftest.py)
         assert s["resources"] > s["rows"] * 0.5 and s["invalid"] == 0
@@ -39,6 +40,37 @@ def test_bench_smoke(tmp_path):
     assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
     assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout
     assert f"during {sizes[0]['peak_stage']}; by process" in proc.stdout
+    assert f"MB in {sizes[0]['peak_rss_processes']['driver']['stage']}" in proc.stdout
+
+
+class _Proc:
+    """The part of psutil.Process that `process_kind` reads."""
+
+    def __init__(self, pid, name, exe, parent=None):
+        self.pid, self._name, self._exe, self._parent = pid, name, exe, parent
+
+    def name(self):
+        return self._name
+
+    def exe(self):
+        return self._exe
+
+    def parent(self):
+        return self._parent
+
+
+def test_a_worker_the_jvm_is_still_spawning_is_not_counted():
+    # posix_spawn's child shares the JVM's memory until it execs; its RSS is the JVM's own
+    # (seen in a 1 M-row run as a 2.6 GB "Python worker" named after the spawning thread)
+    driver = _Proc(10, "python3", "/venv/bin/python3")
+    jvm = _Proc(11, "java", "/usr/lib/jvm/bin/java", driver)
+    assert process_kind(driver, 10) == "driver"
+    assert process_kind(jvm, 10) == "jvm"
+    assert process_kind(_Proc(12, "Executor task l", "/usr/lib/jvm/bin/java", jvm), 10) is None
+    daemon = _Proc(13, "python", "/venv/bin/python3", jvm)
+    assert process_kind(daemon, 10) == "workers"  # exec'd: its memory is its own
+    # forked from the daemon, the same program as its parent, but a real worker with its own pages
+    assert process_kind(_Proc(14, "python", "/venv/bin/python3", daemon), 10) == "workers"
 
 
 def test_stage_at_places_a_moment_in_the_stage_that_was_running():

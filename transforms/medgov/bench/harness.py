@@ -77,16 +77,27 @@ def floor_seconds(landing: Path, scratch: Path) -> float:
     return time.monotonic() - started
 
 
-def process_kind(proc: psutil.Process, root_pid: int) -> str:
-    """`driver` (the run's own Python), `jvm` (Spark's Java) or `workers` (Python workers
-    Spark starts, and anything else below the run)."""
+def process_kind(proc: psutil.Process, root_pid: int) -> str | None:
+    """`driver` (the run's own Python), `jvm` (Spark's Java), `workers` (Python workers Spark
+    starts, and anything else below the run), or None for a process the JVM is still spawning.
+
+    The JVM starts each Python worker with posix_spawn, whose child shares the JVM's memory
+    (vfork) until it runs the new program: for that instant it is a second "process" under
+    the thread's name (`Executor task l`) whose RSS is the JVM's own. Counted, it added the
+    JVM's 1-3 GB to the tree's peak and showed up as one giant Python worker.
+    """
     if proc.pid == root_pid:
         return "driver"
     try:
         name = proc.name().lower()
+        if name.startswith("java"):
+            return "jvm"
+        parent = proc.parent()
+        if parent is not None and parent.name().lower().startswith("java") and proc.exe() == parent.exe():
+            return None
     except psutil.Error:
         return "workers"
-    return "jvm" if name.startswith("java") else "workers"
+    return "workers"
 
 
 class PeakRss:
@@ -108,7 +119,9 @@ class PeakRss:
         kinds: dict[str, list[int]] = {k: [] for k in self.by_kind}
         for p in [root, *root.children(recursive=True)]:
             try:
-                kinds[process_kind(p, self.pid)].append(p.memory_info().rss)
+                kind = process_kind(p, self.pid)
+                if kind is not None:
+                    kinds[kind].append(p.memory_info().rss)
             except psutil.Error:
                 pass
         return kinds
@@ -125,7 +138,8 @@ class PeakRss:
             for k, sizes in kinds.items():
                 if sum(sizes) > self.by_kind[k]:
                     self.by_kind[k] = sum(sizes)
-                    self.detail[k] = {"processes": len(sizes), "largest_mb": max(sizes) / 2**20}
+                    self.detail[k] = {"processes": len(sizes), "largest_mb": max(sizes) / 2**20,
+                                      "at": time.monotonic() - self._started}
             time.sleep(self.every)
 
     def stop(self) -> int:
@@ -169,7 +183,9 @@ def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
     result = json.loads(out.read_text(encoding="utf-8"))
     result["peak_rss_mb"] = peak / 2**20
     result["peak_rss_by_kind_mb"] = {k: v / 2**20 for k, v in rss.by_kind.items()}
-    result["peak_rss_processes"] = rss.detail
+    result["peak_rss_processes"] = {k: {**{f: v for f, v in d.items() if f != "at"},
+                                        **({"stage": stage_at(result["seconds"], d["at"])} if "at" in d else {})}
+                                    for k, d in rss.detail.items()}
     result["peak_stage"] = stage_at(result["seconds"], rss.peak_at)
     return result
 
@@ -387,9 +403,9 @@ def render(results: dict[str, Any]) -> None:
             procs = s.get("peak_rss_processes", {})
             console.print(f"{s['rows']:,} rows, peak RSS {s['peak_rss_mb']:,.0f} MB during {s.get('peak_stage', '?')}; "
                           "by process (each its own peak): " + ", ".join(
-                              f"{k} {v:,.0f} MB" + (f" ({procs[k]['processes']} processes, largest "
-                                                     f"{procs[k]['largest_mb']:,.0f} MB)"
-                                                     if procs.get(k, {}).get("processes", 0) > 1 else "")
+                              f"{k} {v:,.0f} MB" + (f" in {procs[k]['stage']}" if procs.get(k, {}).get("stage") else "")
+                              + (f" ({procs[k]['processes']} processes, largest {procs[k]['largest_mb']:,.0f} MB)"
+                                 if procs.get(k, {}).get("processes", 0) > 1 else "")
                               for k, v in kinds.items()) + f"; Spark profile {s.get('spark_profile', '?')}")
     for lin in results.get("linearity", []):
         console.print(f"{lin['from']:,} → {lin['to']:,} rows: {lin['row_ratio']:.1f}× rows took "
