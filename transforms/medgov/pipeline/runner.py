@@ -18,6 +18,7 @@ from medgov.storage import control
 from medgov.storage.lake import Lake
 from medgov.storage.lineage import ParentRun
 from medgov.storage.locks import stage_lock
+from medgov.storage.memory import return_freed_memory
 from medgov.storage.staging import remove_leftovers
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def run_stages(ctx: Context, landing: str | Path | None = None, names: Iterable[
                 done[s.name] = stage_function(s)(ctx, landing)
             else:
                 done[s.name] = stage_function(s)(ctx)
+        return_freed_memory()  # what the stage freed (parsed batches, GX results) is not the next one's
         if on_done:
             on_done(s.name, done[s.name], time.monotonic() - started)
     return done

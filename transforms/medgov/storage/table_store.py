@@ -31,11 +31,13 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from medgov.errors import MedgovError
 from medgov.storage.commits import Data, append_with_retry, merge_with_retry, retry_commit, write_with_retry
 from medgov.storage.lake import Lake
+from medgov.storage.memory import return_freed_memory
 from medgov.storage.spark import delta_enabled
 from medgov.storage.staging import claim
 
 
 STAGED_ROW_GROUP_BYTES = 16 * 1024 * 1024
+SCAN_BATCH_ROWS = 8 * 1024
 # staged beside an upsert's rows: the row's key is already in the table (see DeltaRsStore.merge)
 KNOWN = "_medgov_known"
 
@@ -117,6 +119,7 @@ class DeltaRsStore:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             marker.unlink(missing_ok=True)
+            return_freed_memory()  # the write's batches are freed: their pages go back to the OS
 
     @contextmanager
     def _staged(self, uri: str, df: DataFrame) -> Iterator[Data]:
@@ -171,7 +174,9 @@ class DeltaRsStore:
 
 def _scan(rows: pds.Dataset, where: pc.Expression | None = None, columns: list[str] | None = None) -> Data:
     """A way to stream `rows` (those matching `where`) batch by batch, anew for each commit attempt."""
-    return lambda: rows.scanner(columns=columns, filter=where, batch_size=64 * 1024, batch_readahead=1,
+    # 8 Ki-row batches: writing 1 M silver Observations through delta-rs peaked 300 MB lower
+    # than with 64 Ki rows (1.09 against 1.40 GB), and no slower
+    return lambda: rows.scanner(columns=columns, filter=where, batch_size=SCAN_BATCH_ROWS, batch_readahead=1,
                                 fragment_readahead=1).to_reader()
 
 
