@@ -25,6 +25,9 @@ def test_bench_smoke(tmp_path):
         assert s["peak_rss_mb"] > 100  # the JVM is counted: the process tree, not just Python
         kinds = s["peak_rss_by_kind_mb"]  # each kind's own peak: none above the tree's
         assert kinds["jvm"] > 100 and kinds["driver"] > 30 and max(kinds.values()) <= s["peak_rss_mb"] + 1
+        split = s["peak_rss_split_mb"]  # the tree's peak, by kind at that instant: it adds up, none above its own peak
+        assert sum(split.values()) == pytest.approx(s["peak_rss_mb"]) and split["jvm"] > 100
+        assert all(split[k] <= kinds[k] + 1e-6 for k in kinds)
         procs = s["peak_rss_processes"]  # how many processes of each kind at its peak, and the largest
         assert procs["jvm"]["processes"] == 1 and procs["driver"]["processes"] == 1
         assert procs["jvm"]["largest_mb"] == pytest.approx(kinds["jvm"])
@@ -39,7 +42,7 @@ def test_bench_smoke(tmp_path):
     assert results["linearity"] == []  # one size: nothing to compare
     assert (tmp_path / "out" / "scaling.png").stat().st_size > 1000
     assert "× floor" in proc.stdout and "FHIR validation:" in proc.stdout
-    assert f"during {sizes[0]['peak_stage']}; by process" in proc.stdout
+    assert f"during {sizes[0]['peak_stage']} (driver " in proc.stdout and "; by process" in proc.stdout
     assert f"MB in {sizes[0]['peak_rss_processes']['driver']['stage']}" in proc.stdout
 
 

@@ -3,6 +3,8 @@ delivery into a large lake is a large run (publish reads the lake)."""
 
 from __future__ import annotations
 
+import os
+
 import time
 
 import pytest
@@ -97,5 +99,15 @@ def test_arrow_memory_goes_back_to_the_system_unless_the_environment_chooses(mon
         monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
         release_arrow_memory_eagerly()
         assert pa.default_memory_pool().backend_name == "system"
+        assert os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system"  # for the JVM started next, and its workers
     finally:
         pa.set_memory_pool(before)
+
+
+def test_python_workers_allocate_arrow_memory_with_the_c_allocator(spark):
+    """The resource builders' workers free their pages too (they inherit the choice from the
+    driver that started the JVM), so an idle worker does not keep its largest batch's memory."""
+    from pyspark.sql import functions as F
+
+    pool = F.udf(lambda: __import__("pyarrow").default_memory_pool().backend_name, "string")
+    assert {r[0] for r in spark.range(2).select(pool()).collect()} == {"system"}

@@ -107,6 +107,37 @@ def test_parsed_batches_reach_spark_from_parquet_not_from_the_driver(spark, tmp_
     assert not (tmp_path / "_staging" / "ingest-run1").exists()
 
 
+def test_frames_read_more_than_once_are_staged_as_parquet_not_cached(spark, tmp_path):
+    """A stage's built frame is computed once and read back from Parquet: every type round
+    trips, a column that differs at each computation (a clock) reads the same twice, nothing sits in Spark's
+    cache, and the folder (bronze-grade rows) is gone afterwards. Without a staging folder
+    (an object-store lake) the frame is cached instead."""
+    import time
+
+    from pyspark.sql import functions as F
+
+    from medgov.storage.staging import StagedFrames, remove_leftovers
+
+    clock = F.udf(lambda: time.time_ns(), "long").asNondeterministic()
+    df = spark.createDataFrame(ROWS, SCHEMA).withColumn("r", clock())
+    with StagedFrames(tmp_path / "_staging", "normalize") as frames:
+        staged = frames.stage(df)
+        first = sorted(staged.collect(), key=lambda r: r["id"])
+        assert [r["r"] for r in first] == [r["r"] for r in sorted(staged.collect(), key=lambda r: r["id"])]
+        assert [tuple(r)[:-1] for r in first] == sorted(tuple(r) for r in spark.createDataFrame(ROWS, SCHEMA).collect())
+        assert staged.schema.simpleString() == df.schema.simpleString()
+        assert not staged.storageLevel.useMemory
+        assert frames.stage(df.where("id = 'b'")).count() == 1  # a second frame beside the first
+        # a live stage's folder is not a leftover to another stage starting
+        assert remove_leftovers(tmp_path / "_staging") == []
+        assert len(list((frames.folder).iterdir())) == 2
+    assert sorted(p.name for p in (tmp_path / "_staging").iterdir()) == []
+    with StagedFrames(None, "normalize") as frames:
+        cached = frames.stage(df)
+        assert cached.storageLevel.useMemory
+    assert not cached.storageLevel.useMemory
+
+
 def test_crash_leftovers_in_staging_are_removed(tmp_path):
     import os
 

@@ -102,12 +102,14 @@ def process_kind(proc: psutil.Process, root_pid: int) -> str | None:
 
 class PeakRss:
     """Samples the summed RSS of a process and its children until stopped: the peak of the
-    sum and when it came, and each kind's own peak (driver, JVM, Python workers; not at the
-    same instant) with the number of processes and the largest one at that moment."""
+    sum, when it came and each kind's share of it (`at_peak`: what to cut to lower the peak),
+    and each kind's own peak (driver, JVM, Python workers; not at the same instant) with the
+    number of processes and the largest one at that moment."""
 
     def __init__(self, pid: int, every: float = 0.2) -> None:
         self.pid, self.every, self.peak, self.peak_at = pid, every, 0, 0.0
         self.by_kind: dict[str, int] = {"driver": 0, "jvm": 0, "workers": 0}
+        self.at_peak: dict[str, int] = dict(self.by_kind)
         self.detail: dict[str, dict[str, float]] = {k: {"processes": 0, "largest_mb": 0.0} for k in self.by_kind}
         self._started = time.monotonic()
         self._stop = threading.Event()
@@ -135,6 +137,7 @@ class PeakRss:
             total = sum(map(sum, kinds.values()))
             if total > self.peak:
                 self.peak, self.peak_at = total, time.monotonic() - self._started
+                self.at_peak = {k: sum(sizes) for k, sizes in kinds.items()}
             for k, sizes in kinds.items():
                 if sum(sizes) > self.by_kind[k]:
                     self.by_kind[k] = sum(sizes)
@@ -183,6 +186,7 @@ def timed_run(landing: Path, lake: Path, env: dict[str, str]) -> dict[str, Any]:
     result = json.loads(out.read_text(encoding="utf-8"))
     result["peak_rss_mb"] = peak / 2**20
     result["peak_rss_by_kind_mb"] = {k: v / 2**20 for k, v in rss.by_kind.items()}
+    result["peak_rss_split_mb"] = {k: v / 2**20 for k, v in rss.at_peak.items()}
     result["peak_rss_processes"] = {k: {**{f: v for f, v in d.items() if f != "at"},
                                         **({"stage": stage_at(result["seconds"], d["at"])} if "at" in d else {})}
                                     for k, d in rss.detail.items()}
@@ -219,7 +223,7 @@ def fhir_throughput(lake: Path, limit: int = 20_000) -> dict[str, Any]:
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = {k: statistics.median(r["seconds"][k] for r in runs) for k in (*STAGES, "total")}
     worst = max(runs, key=lambda r: r["peak_rss_mb"])
-    peak_keys = ("peak_rss_mb", "peak_rss_by_kind_mb", "peak_rss_processes", "peak_stage")
+    peak_keys = ("peak_rss_mb", "peak_rss_by_kind_mb", "peak_rss_split_mb", "peak_rss_processes", "peak_stage")
     return {"seconds": seconds, **{k: worst[k] for k in peak_keys if k in worst},
             **{k: runs[0][k] for k in runs[0] if k != "seconds" and k not in peak_keys},
             "repetitions": [r["seconds"]["total"] for r in runs]}
@@ -381,6 +385,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _split(run: dict[str, Any]) -> str:
+    """The tree's peak by kind of process at that instant: ' (driver …, jvm …, workers … MB)'."""
+    split = run.get("peak_rss_split_mb")
+    return " (" + ", ".join(f"{k} {v:,.0f}" for k, v in split.items()) + " MB)" if split else ""
+
+
 def render(results: dict[str, Any]) -> None:
     """The results as terminal tables."""
     from rich.console import Console
@@ -401,8 +411,9 @@ def render(results: dict[str, Any]) -> None:
         kinds = s.get("peak_rss_by_kind_mb")
         if kinds:
             procs = s.get("peak_rss_processes", {})
-            console.print(f"{s['rows']:,} rows, peak RSS {s['peak_rss_mb']:,.0f} MB during {s.get('peak_stage', '?')}; "
-                          "by process (each its own peak): " + ", ".join(
+            console.print(f"{s['rows']:,} rows, peak RSS {s['peak_rss_mb']:,.0f} MB during {s.get('peak_stage', '?')}"
+                          + _split(s)
+                          + "; by process (each its own peak): " + ", ".join(
                               f"{k} {v:,.0f} MB" + (f" in {procs[k]['stage']}" if procs.get(k, {}).get("stage") else "")
                               + (f" ({procs[k]['processes']} processes, largest {procs[k]['largest_mb']:,.0f} MB)"
                                  if procs.get(k, {}).get("processes", 0) > 1 else "")
@@ -420,7 +431,7 @@ def render(results: dict[str, Any]) -> None:
             r = inc[where]
             console.print(f"  {label}: {r['seconds']['total']:.1f} s (" + ", ".join(
                 f"{k} {r['seconds'][k]:.1f}" for k in STAGES) + f" s); Spark profile {r.get('spark_profile', '?')}; "
-                f"peak RSS {r['peak_rss_mb']:,.0f} MB")
+                f"peak RSS {r['peak_rss_mb']:,.0f} MB in {r.get('peak_stage', '?')}" + _split(r))
     fv = results.get("fhir_validation")
     if fv and fv.get("resources_per_second"):
         plain = fv.get("model_validate_per_second")

@@ -21,6 +21,7 @@ from medgov.normalize import builders as fb
 from medgov.normalize.fhir_validation import FastValidator, validation_error
 from medgov.spec.tables import BRONZE_TABLES, SILVER_LINEAGE, SilverTable, silver_of
 from medgov.spec.terminology import Terminology
+from medgov.storage.memory import return_freed_memory
 from medgov.storage.repeats import where_repeated
 
 # bronze table -> the function that turns one of its rows into FHIR resources
@@ -78,6 +79,10 @@ def _mapper(spec: Spec, key: bytes, term: Terminology, schema: StructType) -> Ca
                     records.append(flat)
                     origin.append(i)
             yield pa.RecordBatch.from_pydict(_columns(rb, records, origin), schema=arrow_schema)
+        del fast
+        # the partition's rows, dicts and caches are freed: hand their pages back to the OS, or
+        # the worker keeps its largest partition's high-water mark while it waits for the next
+        return_freed_memory()
 
     def _columns(rb: pa.RecordBatch, records: list[dict[str, Any]], origin: list[int]) -> dict[str, list[Any]]:
         """The output columns, built a column at a time: a builder's value, else the source

@@ -23,6 +23,7 @@ from medgov.storage.commits import sql_in
 from medgov.storage.context import Context
 from medgov.storage.lineage import DatasetInfo, TerminologyFacet, stage_run
 from medgov.storage.spark import side_by_side
+from medgov.storage.staging import StagedFrames
 
 STAGE = stage("normalize")
 
@@ -103,8 +104,8 @@ def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[d
 
 
 def _build(ctx: Context, spec: silver.Spec, scope: str, key: bytes, term: Terminology, keys: list[str],
-           result: NormalizeResult) -> tuple[DataFrame, DataFrame, list[dict], tuple[int, int, Counter], list[DatasetInfo]]:
-    """One bronze table's resources, built (cached) and counted: (every built row, the valid
+           result: NormalizeResult, frames: StagedFrames) -> tuple[DataFrame, DataFrame, list[dict], tuple[int, int, Counter], list[DatasetInfo]]:
+    """One bronze table's resources, built once (staged in `frames`) and counted: (every built row, the valid
     ones, the build's quality results, (invalid, unmapped lab codes, rows by mapping method),
     lineage outputs). The patients' also commit the cross-reference, relinking first what
     earlier batches filed under a key that changes (counted into `result`)."""
@@ -117,7 +118,7 @@ def _build(ctx: Context, spec: silver.Spec, scope: str, key: bytes, term: Termin
         rows = with_source_key(rows, key)
         rows = silver.resolve_patient(rows, xref) if xref is not None else \
             rows.withColumn("patient_key", F.col("source_key")).drop("patient_id")
-    out = silver.build_resources(rows, spec, key, term).cache()
+    out = frames.stage(silver.build_resources(rows, spec, key, term))
     good = out.where(F.col("error").isNull()).drop("error")
     outputs: list[DatasetInfo] = []
     if spec.source == "patient":
@@ -193,9 +194,9 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
     key = load_key()
     lake, store = ctx.lake, ctx.store
     scope = sql_in(BATCH_COLUMN["bronze"], keys)
-    with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run:
+    with stage_run(lake, STAGE.job, ctx.parent, ctx.config.version) as run, \
+            StagedFrames(lake.staging, "normalize") as frames:
         quarantine_parts: list[DataFrame] = []
-        built_frames: list[DataFrame] = []  # cached until the quarantine, built from them, is written
         checks: list[dict] = []
         built: dict[str, list[DataFrame]] = {}
         # the patients first, alone: the cross-reference they build is what the other tables
@@ -204,13 +205,12 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
         specs = [spec for spec in silver.SPECS if store.exists(lake.bronze(spec.source))]
         first = [spec for spec in specs if spec.source == "patient"]
         rest = [spec for spec in specs if spec.source != "patient"]
-        done = [_build(ctx, spec, scope, key, term, keys, result) for spec in first]
-        done += side_by_side("normalize", lambda spec: _build(ctx, spec, scope, key, term, keys, result), rest)
+        done = [_build(ctx, spec, scope, key, term, keys, result, frames) for spec in first]
+        done += side_by_side("normalize", lambda spec: _build(ctx, spec, scope, key, term, keys, result, frames), rest)
         for spec, (out, good, spec_checks, counts, outputs) in zip(first + rest, done):
             n_invalid, n_unmapped, methods = counts
             run.inputs.append(DatasetInfo(lake.bronze(spec.source)))
             run.outputs += outputs
-            built_frames.append(out)
             quarantine_parts.append(silver.silver_quarantine(out, spec.target, ctx.run_id))
             built.setdefault(spec.target, []).append(good)
             checks += spec_checks
@@ -229,8 +229,7 @@ def normalize(ctx: Context, keys: list[str] | None = None) -> NormalizeResult:
                 q = q.unionByName(p)
             store.replace(lake.quarantine, q, f"layer = 'silver' AND {sql_in('batch_key', keys)}",
                           partition_by=["layer"], run_id=ctx.run_id)
-        for frame in built_frames:
-            frame.unpersist()
+        frames.remove()
         results.write(lake, checks, keys, layers=("normalize",))
         faults.point("normalize.before_bookkeeping")
         # A later delivery may bring what a blocked batch's rows were waiting for: its

@@ -69,12 +69,14 @@ def _profile(rows: int | None = None) -> dict:
 
 
 def release_arrow_memory_eagerly() -> None:
-    """Arrow buffers in this process come from the C library's allocator, not mimalloc, unless
-    `ARROW_DEFAULT_MEMORY_POOL` chooses. mimalloc keeps the pages of freed batches: writing
-    1 M Observations into silver through delta-rs peaked at 1.9 GB with it and 1.4 GB without
-    (the same write, no slower), and two silver tables are written at once."""
+    """Arrow buffers in this process and in the Python workers Spark starts from it come from
+    the C library's allocator, not mimalloc, unless `ARROW_DEFAULT_MEMORY_POOL` chooses.
+    mimalloc keeps the pages of freed batches: writing 1 M Observations into silver through
+    delta-rs peaked at 1.9 GB with it and 1.4 GB without (the same write, no slower), and two
+    silver tables are written at once."""
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         pa.set_memory_pool(pa.system_memory_pool())
+        os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # the JVM, so its Python workers, inherit it
 
 
 def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession:
@@ -110,11 +112,11 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
             builder = builder.config("spark.executor.extraJavaOptions", profile["java"])
     elif not os.environ.get("SPARK_CONF_DIR") and "MASTER" not in os.environ:
         builder = builder.master("local[*]")
-    # 2 g of heap: with 1280 MB the JVM held 2.1 GB instead of 2.9 at 1 M rows, no slower, but
-    # the 5 M-row run ran out of heap caching normalize's built resources (columnar batches of
-    # resource JSON)
+    # 1 g of heap: no stage caches a large table on the heap (normalize stages its built
+    # resources as Parquet), and the JVM held 1.8 GB instead of 2.9 GB at 1 M rows and 2.0 GB
+    # at 5 M, no slower (3 runs against the pyarrow floor: 220 and 219 x floor, 221 with 2 g)
     builder = builder.config("spark.ui.enabled", os.environ.get("MEDGOV_SPARK_UI", "false")).config(
-        "spark.ui.showConsoleProgress", "false").config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "2g"))
+        "spark.ui.showConsoleProgress", "false").config("spark.driver.memory", os.environ.get("MEDGOV_DRIVER_MEMORY", "1g"))
     for key, value in _session_conf(profile).items():
         builder = builder.config(key, value)
     jars = os.environ.get("MEDGOV_DELTA_JARS")  # local delta-spark + delta-storage jars, comma-separated

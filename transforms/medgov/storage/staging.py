@@ -18,7 +18,9 @@ import json
 import re
 import shutil
 import socket
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +99,51 @@ class ParsedTables:
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
         self._memory.clear()
+
+
+class StagedFrames:
+    """Spark frames a stage reads several times, written once as Parquet under
+    `<staging>/<stage>-<uuid>/` and read back, instead of cached in the JVM's heap.
+
+    Spark's cache builds columnar batches on the heap before it can spill them: normalize's
+    built resources (resource JSON) ran a 1280 MB heap out of memory at 5 M rows, so the JVM
+    needed 2 g. Parquet on local disk costs the heap nothing. Where the lake has no staging
+    folder the frames are cached as before."""
+
+    def __init__(self, staging: Path | None, stage: str) -> None:
+        self.folder = staging / f"{stage}-{uuid.uuid4().hex}" if staging is not None else None
+        self._marker = claim(self.folder) if self.folder is not None else None
+        self._cached: list[DataFrame] = []
+        self._count = 0
+        self._lock = threading.Lock()  # the stages build tables on two threads
+
+    def stage(self, df: DataFrame) -> DataFrame:
+        """`df` computed once: its rows as written, read back from Parquet (or cached)."""
+        if self.folder is None:
+            cached = df.cache()
+            self._cached.append(cached)
+            return cached
+        with self._lock:
+            path = self.folder / f"{self._count:03d}"
+            self._count += 1
+        df.write.mode("error").parquet(str(path))
+        return df.sparkSession.read.schema(df.schema).parquet(str(path))
+
+    def __enter__(self) -> StagedFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Drop every staged frame (after the last read of any of them); again is harmless."""
+        for df in self._cached:
+            df.unpersist()
+        self._cached.clear()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._marker is not None:
+            self._marker.unlink(missing_ok=True)
 
 
 def remove_leftovers(staging: Path | None, now: float | None = None, ingest: bool = False) -> list[str]:
