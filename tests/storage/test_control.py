@@ -56,3 +56,41 @@ def test_a_stage_marks_only_the_content_it_read(tmp_path):
     assert control.batches(lake)["ORG001/b1"]["fingerprint"] == "new"
     control.advance(lake, control.taken(lake, BatchStage.BRONZE), BatchStage.SILVER, "r3", only_from=BatchStage.BRONZE)
     assert control.batches(lake)["ORG001/b1"]["stage"] == "silver"
+
+
+def test_a_commit_that_keeps_losing_races_is_retried_for_a_while_then_reported(monkeypatch):
+    """A lost race is retried beyond the attempts while the patience lasts (many writers, slow
+    rounds), and raised once both are spent; any other error at once."""
+    from deltalake.exceptions import CommitFailedError
+
+    from medgov.storage import commits
+
+    clock = [0.0]
+    monkeypatch.setattr(commits.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(commits.time, "monotonic", lambda: clock[0])
+    calls = []
+
+    def losing(until: int):
+        def action():
+            calls.append(1)
+            if len(calls) < until:
+                raise CommitFailedError("a concurrent transaction added new data")
+            return "landed"
+        return action
+
+    assert commits.retry_commit(losing(20), attempts=3, patience=60.0) == "landed"  # 19 lost rounds
+    assert len(calls) == 20
+    calls.clear()
+    clock[0] = 0.0
+    with pytest.raises(CommitFailedError):
+        commits.retry_commit(losing(10_000), attempts=3, patience=10.0)
+    assert 3 <= len(calls) < 100 and clock[0] >= 10.0  # gave up once 3 tries and 10 s were spent
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise ValueError("not a race")
+
+    with pytest.raises(ValueError):
+        commits.retry_commit(broken)
+    assert len(calls) == 1

@@ -27,7 +27,12 @@ def _commit(run_id: str | None) -> CommitProperties | None:
 
 
 T = TypeVar("T")
+# At least this many tries, and on for at least this long: each round of racing writers has
+# one winner, so with eight of them a writer can lose many rounds in a row, and under load each
+# round takes longer (eight threads upserting 24 control rows on the object store ran out of
+# 12 attempts while the machine also ran a 5 M-row benchmark)
 COMMIT_ATTEMPTS = 12
+COMMIT_PATIENCE_SECONDS = 120.0
 
 # Row groups of at most 64 Ki rows: a reader decodes a whole row group at once, and a resource
 # JSON column compresses ~6x, so the default (1 Mi rows) costs a reader gigabytes of memory.
@@ -46,23 +51,25 @@ def _fresh(data: Data) -> pa.Table | pa.RecordBatchReader:
     return data() if callable(data) else data
 
 
-def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS) -> T:
+def retry_commit(action: Callable[[], T], attempts: int = COMMIT_ATTEMPTS,
+                 patience: float = COMMIT_PATIENCE_SECONDS) -> T:
     """Run a Delta commit again when a concurrent writer committed first.
 
     Delta's optimistic concurrency refuses a commit whose snapshot went stale (two stages,
     or an Airflow ingest and a publish, writing the control or quality tables together);
     every action passed here re-reads the table, so running it again is correct.
     """
-    for attempt in range(attempts):
+    started, attempt = time.monotonic(), 0
+    while True:
         try:
             return action()
         except (CommitFailedError, DeltaError) as exc:
             # a creator that lost the race to create the table sees "already exists": retry too
             lost_race = isinstance(exc, CommitFailedError) or "already exists" in str(exc)
-            if not lost_race or attempt == attempts - 1:
+            attempt += 1
+            if not lost_race or (attempt >= attempts and time.monotonic() - started >= patience):
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")
 
 
 def _with_field_metadata(data: pa.Table | pa.RecordBatchReader,
