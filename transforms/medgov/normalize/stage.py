@@ -104,10 +104,11 @@ def _count_build(ctx: Context, spec: silver.Spec, out: DataFrame, checks: list[d
 
 
 def _build(ctx: Context, spec: silver.Spec, scope: str, key: bytes, term: Terminology, keys: list[str],
-           result: NormalizeResult, frames: StagedFrames) -> tuple[DataFrame, DataFrame, list[dict], tuple[int, int, Counter], list[DatasetInfo]]:
-    """One bronze table's resources, built once (staged in `frames`) and counted: (every built row, the valid
-    ones, the build's quality results, (invalid, unmapped lab codes, rows by mapping method),
-    lineage outputs). The patients' also commit the cross-reference, relinking first what
+           result: NormalizeResult, frames: StagedFrames
+           ) -> tuple[DataFrame, DataFrame, list[dict], tuple[int, int, Counter], list[DatasetInfo]]:
+    """One bronze table's resources, built once (staged in `frames`) and counted: (every built
+    row, the valid ones, the build's quality results, (invalid, unmapped lab codes, rows by
+    mapping method), lineage outputs). The patients' also commit the cross-reference, relinking first what
     earlier batches filed under a key that changes (counted into `result`)."""
     lake, store = ctx.lake, ctx.store
     xref_uri = lake.silver(PATIENT_XREF)
