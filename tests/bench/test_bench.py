@@ -157,6 +157,44 @@ def test_each_size_runs_its_own_number_of_repetitions(tmp_path, monkeypatch):
     assert large["repetitions"] == [5.0] and large["seconds"]["total"] == 5.0
 
 
+def test_the_scratch_folder_it_made_is_removed_and_one_given_is_kept(tmp_path, monkeypatch):
+    """Without --work the benchmark's feeds and lakes (gigabytes at 5 M rows) go when it ends,
+    also when a run fails; a folder the user named is left for them to look at."""
+    import tempfile
+
+    from medgov.bench import harness
+    from medgov.errors import MedgovError
+
+    made = []
+
+    def feed(out, rows, seed, per_patient):
+        out.mkdir(parents=True)
+        made.append(out.parent)
+        return rows
+
+    def failing(landing, lake, env):
+        raise MedgovError("benchmark run failed")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(harness, "make_feed", feed)
+    monkeypatch.setattr(harness, "floor_seconds", lambda landing, scratch: 0.5)
+    monkeypatch.setattr(harness, "timed_run", lambda landing, lake, env: {
+        "seconds": dict.fromkeys((*STAGES, "total"), 1.0), "peak_rss_mb": 1.0})
+    monkeypatch.setattr(harness, "fhir_throughput", lambda lake: {})
+    monkeypatch.setattr(harness, "plot", lambda results, path: None)
+    harness.run([1000], 1, tmp_path / "out", increment_rows=0)
+    assert made and made[0].name.startswith("medgov-bench-") and not made[0].exists()
+    monkeypatch.setattr(harness, "timed_run", failing)
+    with pytest.raises(MedgovError):
+        harness.run([1000], 1, tmp_path / "out", increment_rows=0)
+    assert not made[1].exists() and list((tmp_path / "tmp").iterdir()) == []
+    monkeypatch.setattr(harness, "timed_run", lambda landing, lake, env: {
+        "seconds": dict.fromkeys((*STAGES, "total"), 1.0), "peak_rss_mb": 1.0})
+    harness.run([1000], 1, tmp_path / "out", tmp_path / "mine", increment_rows=0)
+    assert (tmp_path / "mine" / "landing-1000").is_dir()  # the largest feed stays in a named folder
+
+
 def test_linearity_compares_consecutive_sizes():
     sizes = [{"rows": 100, "seconds": {"total": 10.0}}, {"rows": 500, "seconds": {"total": 40.0}}]
     (lin,) = linearity(sizes)

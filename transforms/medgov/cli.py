@@ -563,7 +563,7 @@ def bench(sizes: str = typer.Option("100000,1000000,5000000", help="source rows 
           reps: str = typer.Option("3", help="repetitions per size (the median is reported): one number for "
                                               "every size, or one per size, comma-separated (3,3,1)"),
           out: Path = typer.Option(Path("bench"), help="folder for results.json and scaling.png"),
-          work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder)"),
+          work: Path | None = typer.Option(None, help="scratch folder for feeds and lakes (default: a temp folder, removed at the end; a folder given here is kept)"),
           increment: int = typer.Option(10_000, min=0, help="rows of the one batch added to the largest lake "
                                                               "(0: no incremental measurement)"),
           server: bool = typer.Option(True, "--server/--no-server",

@@ -233,8 +233,13 @@ def run(sizes: list[int], reps: int | dict[int, int], out: Path, work: Path | No
         progress=lambda message: None, increment_rows: int = INCREMENT_ROWS, server: bool = True) -> dict[str, Any]:
     """Measure every size, `reps` times (or `reps[size]` times); write `out/results.json` (and the
     scaling plot) and return the results."""
+    if work is None:  # a scratch folder of its own, removed afterwards (the 5 M-row lake is ~5 GB)
+        scratch_work = Path(tempfile.mkdtemp(prefix="medgov-bench-"))
+        try:
+            return run(sizes, reps, out, scratch_work, seed, progress, increment_rows, server)
+        finally:
+            shutil.rmtree(scratch_work, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="medgov-bench-")) if work is None else work
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MEDGOV_PSEUDONYM_KEY": os.environ.get("MEDGOV_PSEUDONYM_KEY") or secrets.token_hex(32)}
     per_patient = _rows_per_patient(seed)
