@@ -62,27 +62,31 @@ def _mapper(spec: Spec, key: bytes, term: Terminology, schema: StructType) -> Ca
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fast = FastValidator()  # per partition: shapes, codes and references repeat across its rows
         for rb in batches:
-            records: list[dict[str, Any]] = []  # each resource's flattened columns, JSON and error
-            origin: list[int] = []  # the source row of each record
-            for i, row in enumerate(rb.to_pylist()):
-                try:
-                    built = spec.builder(row, key, term)
-                except Exception as exc:  # a row the builder cannot handle goes to quarantine, never lost
-                    built = [({"resourceType": spec.resource_type}, {"error": f"cannot build {spec.resource_type}: "
-                                                                               f"{type(exc).__name__}"})]
-                if not built:  # e.g. a vital-sign row with every measurement empty: recorded, not dropped
-                    built = [({"resourceType": spec.resource_type},
-                              {"error": f"row carries no value: no {spec.resource_type} built"})]
-                for resource, flat in built:
-                    flat["error"] = flat.pop("error", None) or validation_error(resource, fast)
-                    flat["resource_json"] = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
-                    records.append(flat)
-                    origin.append(i)
-            yield pa.RecordBatch.from_pydict(_columns(rb, records, origin), schema=arrow_schema)
+            yield _built(rb, fast)
         del fast
         # the partition's rows, dicts and caches are freed: hand their pages back to the OS, or
         # the worker keeps its largest partition's high-water mark while it waits for the next
         return_freed_memory()
+
+    def _built(rb: pa.RecordBatch, fast: FastValidator) -> pa.RecordBatch:
+        """One Arrow batch of source rows -> the batch of resources built from them."""
+        records: list[dict[str, Any]] = []  # each resource's flattened columns, JSON and error
+        origin: list[int] = []  # the source row of each record
+        for i, row in enumerate(rb.to_pylist()):
+            try:
+                built = spec.builder(row, key, term)
+            except Exception as exc:  # a row the builder cannot handle goes to quarantine, never lost
+                built = [({"resourceType": spec.resource_type}, {"error": f"cannot build {spec.resource_type}: "
+                                                                           f"{type(exc).__name__}"})]
+            if not built:  # e.g. a vital-sign row with every measurement empty: recorded, not dropped
+                built = [({"resourceType": spec.resource_type},
+                          {"error": f"row carries no value: no {spec.resource_type} built"})]
+            for resource, flat in built:
+                flat["error"] = flat.pop("error", None) or validation_error(resource, fast)
+                flat["resource_json"] = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+                records.append(flat)
+                origin.append(i)
+        return pa.RecordBatch.from_pydict(_columns(rb, records, origin), schema=arrow_schema)
 
     def _columns(rb: pa.RecordBatch, records: list[dict[str, Any]], origin: list[int]) -> dict[str, list[Any]]:
         """The output columns, built a column at a time: a builder's value, else the source

@@ -102,20 +102,36 @@ class ParsedTables:
 
 
 class StagedFrames:
-    """Spark frames a stage reads several times, written once as Parquet under
-    `<staging>/<stage>-<uuid>/` and read back, instead of cached in the JVM's heap.
+    """Spark frames written once as Parquet under `<staging>/<name>-<uuid>/`, owned by this
+    process (a crash's leftover is removed by the next stage start) and removed with it: a
+    stage's frames it reads several times, read back instead of cached in the JVM's heap, and
+    a table write's rows on their way to delta-rs.
 
     Spark's cache builds columnar batches on the heap before it can spill them: normalize's
     built resources (resource JSON) ran a 1280 MB heap out of memory at 5 M rows, so the JVM
     needed 2 g. Parquet on local disk costs the heap nothing. Where the lake has no staging
     folder the frames are cached as before."""
 
-    def __init__(self, staging: Path | None, stage: str) -> None:
-        self.folder = staging / f"{stage}-{uuid.uuid4().hex}" if staging is not None else None
+    def __init__(self, staging: Path | None, name: str) -> None:
+        self.folder = staging / f"{name}-{uuid.uuid4().hex}" if staging is not None else None
         self._marker = claim(self.folder) if self.folder is not None else None
         self._cached: list[DataFrame] = []
         self._count = 0
         self._lock = threading.Lock()  # the stages build tables on two threads
+
+    def write(self, df: DataFrame, **options: str | int) -> Path:
+        """Write `df`'s rows (Spark's executors, Parquet `options`) into a folder of their own
+        under this one; returns that folder. Needs a staging folder."""
+        if self.folder is None:
+            raise ValueError("no staging folder to write to")
+        with self._lock:
+            path = self.folder / f"{self._count:03d}"
+            self._count += 1
+        writer = df.write.mode("error")
+        for k, v in options.items():
+            writer = writer.option(k, v)
+        writer.parquet(str(path))
+        return path
 
     def stage(self, df: DataFrame) -> DataFrame:
         """`df` computed once: its rows as written, read back from Parquet (or cached)."""
@@ -123,11 +139,7 @@ class StagedFrames:
             cached = df.cache()
             self._cached.append(cached)
             return cached
-        with self._lock:
-            path = self.folder / f"{self._count:03d}"
-            self._count += 1
-        df.write.mode("error").parquet(str(path))
-        return df.sparkSession.read.schema(df.schema).parquet(str(path))
+        return df.sparkSession.read.schema(df.schema).parquet(str(self.write(df)))
 
     def __enter__(self) -> StagedFrames:
         return self

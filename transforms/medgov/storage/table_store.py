@@ -14,8 +14,6 @@ does the same through delta-spark.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -33,7 +31,7 @@ from medgov.storage.commits import Data, append_with_retry, merge_with_retry, re
 from medgov.storage.lake import Lake
 from medgov.storage.memory import return_freed_memory
 from medgov.storage.spark import delta_enabled
-from medgov.storage.staging import claim
+from medgov.storage.staging import StagedFrames
 
 
 STAGED_ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -108,17 +106,14 @@ class DeltaRsStore:
         if root is None:
             yield df.toArrow()
             return
-        folder = root / f"{Path(uri).name}-{uuid.uuid4().hex}"
-        marker = claim(folder)  # a crash leaves the folder behind: the next stage start removes it
         try:
-            # small row groups: delta-rs decodes one row group at a time (see commits.ROW_GROUP_ROWS)
-            df.write.mode("error").option("parquet.block.size", STAGED_ROW_GROUP_BYTES).parquet(str(folder))
-            parts = sorted(str(p) for p in folder.glob("*.parquet"))
-            # nothing written: an empty table of the frame's shape
-            yield pds.dataset(parts, format="parquet") if parts else df.limit(0).toArrow()
+            with StagedFrames(root, Path(uri).name) as frames:
+                # small row groups: delta-rs decodes one row group at a time (see commits.ROW_GROUP_ROWS)
+                folder = frames.write(df, **{"parquet.block.size": STAGED_ROW_GROUP_BYTES})
+                parts = sorted(str(p) for p in folder.glob("*.parquet"))
+                # nothing written: an empty table of the frame's shape
+                yield pds.dataset(parts, format="parquet") if parts else df.limit(0).toArrow()
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
-            marker.unlink(missing_ok=True)
             return_freed_memory()  # the write's batches are freed: their pages go back to the OS
 
     @contextmanager
