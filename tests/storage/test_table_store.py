@@ -74,6 +74,46 @@ def test_an_upsert_appends_the_new_keys_and_merges_only_the_known_ones(spark, tm
     assert not any((tmp_path / "lake" / "_staging").glob("*")), "staging folders are removed"
 
 
+def test_one_delta_rs_commit_at_a_time_per_process(spark, tmp_path, monkeypatch):
+    """The stages write tables from a thread each; each delta-rs write holds its open row groups
+    in the driver, so two at once doubled the driver's peak. The staging may overlap, the commits
+    may not, and every table is still written."""
+    import threading
+    import time
+
+    from medgov.storage import table_store
+
+    inside, most, guard = [0], [0], threading.Lock()
+
+    def counted(real):
+        def commit(*args, **kwargs):
+            with guard:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.3)  # long enough for the other thread to reach its commit
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    inside[0] -= 1
+        return commit
+
+    for name in ("write_with_retry", "merge_with_retry", "append_with_retry"):
+        monkeypatch.setattr(table_store, name, counted(getattr(table_store, name)))
+    store = DeltaRsStore(spark)
+    uris = [str(tmp_path / "lake" / "silver" / f"t{i}") for i in range(3)]
+    df = spark.createDataFrame(ROWS, SCHEMA)
+    jobs = [threading.Thread(target=store.replace, args=(uris[0], df, "TRUE")),
+            threading.Thread(target=store.merge, args=(uris[1], df, ["id"])),
+            threading.Thread(target=store.replace, args=(uris[2], df, "TRUE"))]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert most[0] == 1
+    assert all([r["id"] for r in _rows(uri)] == ["a", "b", "c"] for uri in uris)
+
+
 def test_an_empty_frame_still_writes_its_schema(spark, tmp_path):
     store = DeltaRsStore(spark)
     uri = str(tmp_path / "lake" / "bronze" / "t")
