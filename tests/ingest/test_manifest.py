@@ -1,12 +1,16 @@
 """Batch verification: a batch is accepted whole or rejected whole with a reason."""
 
+import io
 import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batches import lab_csv, lab_row, write_batch
 from medgov.spec.contracts import contract
+from medgov.ingest import extract_csv
 from medgov.ingest.extract_csv import decode, parse
 from medgov.ingest import landing
 from medgov.ingest.landing import BatchRef, BatchRejected, discover
@@ -147,3 +151,28 @@ def test_unterminated_quote_rejects():
     text = ",".join(["report_id", "item_seq", "patient_id", "item_code", "result", "reported_time"]) + '\nR1,1,P1,C,"88,x\n'
     with pytest.raises(BatchRejected, match="malformed CSV|data rows"):
         parse(text, "f", contract("lab_result"), 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=["a", ",", '"', "\r", "\n", "\u2028", "\x0c", "\x85", "中"], max_size=40))
+def test_lines_split_as_a_file_opened_with_newline_empty(text):
+    """The parse slices lines itself (no copy of the text); they must be the lines the csv
+    module's contract (a file opened with newline="") gives, or record line numbers move."""
+    assert list(extract_csv._lines(text)) == list(io.StringIO(text, newline=""))
+
+
+def test_rows_parsed_in_chunks_are_the_rows_parsed_at_once(monkeypatch):
+    """Rows become Arrow columns a chunk at a time; chunk edges change nothing, also inside a
+    quoted multi-line field, a short row or a lone-CR line ending."""
+    rows = [lab_row(i) for i in range(1, 12)]
+    rows[3][5] = "肌酐,\n多行"
+    raw = lab_csv(rows, newline="\r\n").replace(b"R7,", b"R7\r", 1)  # R7's line: a short row, then a new one
+    text = decode(raw, "utf-8", "f")[0]
+    whole, _ = parse(text, "f", contract("lab_result"), 12)
+    monkeypatch.setattr(extract_csv, "CHUNK_ROWS", 3)
+    chunked, _ = parse(text, "f", contract("lab_result"), 12)
+    assert chunked.column("_line").num_chunks > 1
+    assert chunked.to_pylist() == whole.to_pylist()
+    assert whole.column("_line").to_pylist() == [2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14]
+    shapes = whole.column("_shape_error").to_pylist()
+    assert [i for i, s in enumerate(shapes) if s] == [6, 7]  # "R7" alone, and the rest of its line
