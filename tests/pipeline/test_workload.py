@@ -10,7 +10,7 @@ import time
 import pytest
 
 from medgov.errors import MedgovError
-from medgov.pipeline.workload import run_rows
+from medgov.pipeline.workload import Workload, run_size
 from medgov.spec.lifecycle import BatchStage
 from medgov.storage import control
 from medgov.storage.lake import Lake
@@ -22,16 +22,16 @@ def test_pending_deliveries_are_estimated_from_their_files(tmp_path):
 
     g = generate(tmp_path / "landing", patients=60, seed=3)
     rows = sum(g.rows.values())
-    estimate = run_rows(str(tmp_path / "lake"), tmp_path / "landing")
-    assert 0.6 * rows <= estimate <= 1.6 * rows, (estimate, rows)
+    estimate = run_size(str(tmp_path / "lake"), tmp_path / "landing")
+    assert estimate.lake == 0 and 0.6 * rows <= estimate.backlog <= 1.6 * rows, (estimate, rows)
     # a stage that does not read the landing zone has nothing to do in a lake that does not exist
-    assert run_rows(str(tmp_path / "lake"), tmp_path / "landing", ["normalize"]) == 0
+    assert run_size(str(tmp_path / "lake"), tmp_path / "landing", ["normalize"]) == (0, 0)
     # a link in the landing zone is not followed into what it points at
     big = tmp_path / "elsewhere.csv"
     big.write_bytes(b"x" * 5_000_000)
     batch = next((tmp_path / "landing").glob("*/*/manifest.json")).parent
     (batch / "extra.csv").symlink_to(big)
-    assert run_rows(str(tmp_path / "lake"), tmp_path / "landing") == estimate
+    assert run_size(str(tmp_path / "lake"), tmp_path / "landing") == estimate
 
 
 def _declare(lake: Lake) -> None:
@@ -43,33 +43,51 @@ def _declare(lake: Lake) -> None:
     control.set_batches(lake, rows)
 
 
-def test_the_stages_after_ingest_count_the_lake(tmp_path):
+def test_the_stages_after_ingest_count_their_backlog_and_read_the_lake(tmp_path):
+    """A stage's backlog is the batches waiting in the stage it takes; the rest of the lake is read."""
     lake = Lake.at(str(tmp_path / "lake"))
     _declare(lake)
-    for stage in ("normalize", "validate", "publish"):
-        assert run_rows(lake.root, None, [stage]) == 101_199, stage
-    assert run_rows(lake.root, None, ["ingest"]) == 0  # ingest reads only the landing zone
-    assert run_rows(lake.root, None) == 101_199
-    assert run_rows(str(tmp_path / "not-a-lake"), None, ["publish"]) == 0
+    assert run_size(lake.root, None, ["normalize"]) == (1000, 100_199)
+    assert run_size(lake.root, None, ["validate"]) == (200, 100_999)
+    assert run_size(lake.root, None, ["publish"]) == (0, 101_199)
+    assert run_size(lake.root, None, ["ingest"]) == (0, 0)  # ingest reads only the landing zone
+    assert run_size(lake.root, None) == (1200, 99_999)
+    assert run_size(str(tmp_path / "not-a-lake"), None, ["publish"]) == (0, 0)
 
 
 def test_an_object_store_lake_is_counted_too(object_store):
     lake = object_store.lake()
-    assert run_rows(lake.root, None, ["publish"]) == 0
+    assert run_size(lake.root, None, ["publish"]) == (0, 0)
     _declare(lake)
-    assert run_rows(lake.root, None, ["validate", "publish"]) == 101_199
+    assert run_size(lake.root, None, ["validate", "publish"]) == (200, 100_999)
 
 
-def test_auto_picks_the_short_profile_for_a_small_run_only(monkeypatch):
+def test_auto_picks_the_profile_from_backlog_and_lake(monkeypatch):
     monkeypatch.delenv("MEDGOV_SPARK_PROFILE", raising=False)
-    assert profile_name(9_453) == "short"
-    assert profile_name(SHORT_UP_TO + 1) == "long"
+    assert profile_name(Workload(9_453)) == "short"
+    assert profile_name(Workload(9_453, SHORT_UP_TO - 9_453)) == "short"
+    # a small delivery into a large lake: short's JVM, long's code generation and vectorised reads
+    assert profile_name(Workload(9_453, 5_000_000)) == "increment"
+    assert profile_name(Workload(0, 5_000_000)) == "increment"
+    assert profile_name(Workload(SHORT_UP_TO + 1)) == "long"
+    assert profile_name(Workload(SHORT_UP_TO + 1, 5_000_000)) == "long"
     assert profile_name(None) == "long"  # unknown size: the profile that suits many rows
     monkeypatch.setenv("MEDGOV_SPARK_PROFILE", "long")
-    assert profile_name(10) == "long"
+    assert profile_name(Workload(10)) == "long"
     monkeypatch.setenv("MEDGOV_SPARK_PROFILE", "fast")
-    with pytest.raises(MedgovError, match="auto or one of long, short"):
-        profile_name(10)
+    with pytest.raises(MedgovError, match="auto or one of long, short, increment"):
+        profile_name(Workload(10))
+
+
+def test_the_increment_profile_keeps_generated_code_and_takes_the_short_jvm():
+    """What makes it fit a small delivery into a large lake: the vectorised Parquet reader
+    (it needs whole-stage code generation; publish into a 5 M-row lake took 437 s without) and
+    the JIT and GC of a short-lived JVM."""
+    from medgov.storage.spark import PROFILES
+
+    increment = PROFILES["increment"]
+    assert "spark.sql.codegen.wholeStage" not in increment["conf"] and not increment["conf"]
+    assert increment["java"] == PROFILES["short"]["java"] and "TieredStopAtLevel=1" in increment["java"]
 
 
 def test_stage_threads_come_from_the_environment_with_a_one_line_refusal(monkeypatch):

@@ -61,13 +61,13 @@ def run(landing: Path = typer.Option(..., help="landing zone: <org>/<batch>/ fol
 
     if not landing.is_dir():
         raise MedgovError(f"landing folder not found: {landing}")
-    from medgov.pipeline.workload import run_rows
+    from medgov.pipeline.workload import run_size
 
     site = load_site(config)
     load_key()
-    rows = run_rows(lake, landing)  # before the preload thread starts importing (imports race)
+    work = run_size(lake, landing)  # before the preload thread starts importing (imports race)
     preload()
-    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), rows)
+    _run_with_progress(lake, site, lambda ctx: run_stages(ctx, landing), work)
 
 
 @app.command()
@@ -84,23 +84,23 @@ def revalidate(lake: str = typer.Option(..., help="lake folder written by `medgo
 
     site = load_site(config)
     load_key()
-    from medgov.pipeline.workload import run_rows
+    from medgov.pipeline.workload import run_size
 
     check_revalidatable(Lake.at(lake), batch)  # before Spark starts: a wrong key is one line at once
-    rows = run_rows(lake, None, ["validate", "publish"])  # they read silver: the lake's size counts
+    work = run_size(lake, None, ["validate", "publish"])  # they read silver: the lake's size counts
     preload(["validate"])
-    _run_with_progress(lake, site, lambda ctx: again(ctx, batch), rows)
+    _run_with_progress(lake, site, lambda ctx: again(ctx, batch), work)
 
 
-def _run_with_progress(lake: str, site, stages, rows: int | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Start Spark with a progress line, run `stages(ctx)`, print what each stage did; `rows`
-    (the source rows to process) chooses the Spark profile."""
+def _run_with_progress(lake: str, site, stages, work=None) -> None:  # type: ignore[no-untyped-def]
+    """Start Spark with a progress line, run `stages(ctx)`, print what each stage did; `work`
+    (the run's size, `medgov.pipeline.workload.run_size`) chooses the Spark profile."""
     from medgov.storage.context import make_context
 
     started = time.monotonic()
     with _stage_progress() as progress:
         task = progress.add_task("starting Spark", total=None)
-        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site, rows=rows)
+        ctx = make_context(lake, progress=lambda m: progress.update(task, description=m), config=site, work=work)
         result = stages(ctx)
     _print_run(result)
     typer.echo(f"done in {time.monotonic() - started:.1f} s")

@@ -27,12 +27,12 @@ def main(landing: str, lake: str, out: str) -> None:
     from medgov.pipeline.runner import preload, run_stages
     from medgov.storage.context import make_context
 
-    from medgov.pipeline.workload import run_rows
+    from medgov.pipeline.workload import run_size
     from medgov.storage.spark import profile_name
 
-    rows = run_rows(lake, landing)  # before the preload thread starts importing (imports race)
+    work = run_size(lake, landing)  # before the preload thread starts importing (imports race)
     preload()
-    ctx = make_context(lake, rows=rows)
+    ctx = make_context(lake, work=work)
     ctx.spark.range(1).count()  # the JVM and the first job: start-up, not stage work
     times = {"startup": time.monotonic() - started}
     facts: dict[str, Any] = {}
@@ -44,7 +44,7 @@ def main(landing: str, lake: str, out: str) -> None:
     run_stages(ctx, landing, on_done=done)
     times["total"] = time.monotonic() - started
     ctx.spark.stop()
-    Path(out).write_text(json.dumps({"seconds": times, "spark_profile": profile_name(rows), **facts}),
+    Path(out).write_text(json.dumps({"seconds": times, "spark_profile": profile_name(work), **facts}),
                          encoding="utf-8")
 
 

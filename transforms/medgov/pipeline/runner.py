@@ -139,10 +139,10 @@ def run_stage(name: str, lake: str, landing: str | None = None, parent: ParentRu
     """Run one stage in this process on its backlog, as a DAG task does; its result as a dict."""
     from medgov.storage.context import make_context
 
-    from medgov.pipeline.workload import run_rows
+    from medgov.pipeline.workload import run_size
 
     load_key()  # a worker without the key fails before it starts Spark or touches the lake
-    rows = run_rows(lake, landing, [name])  # before the preload thread starts importing (imports race)
+    work = run_size(lake, landing, [name])  # before the preload thread starts importing (imports race)
     preload([name])
-    ctx = make_context(lake, parent=parent, rows=rows)
+    ctx = make_context(lake, parent=parent, work=work)
     return asdict(run_stages(ctx, landing, [name])[name])

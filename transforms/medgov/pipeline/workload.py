@@ -1,14 +1,24 @@
 """How many source rows a run is about to process or read, known before Spark starts: the
-Spark profile (`medgov.storage.spark`) is chosen from it. Spark-free."""
+Spark profile (`medgov.storage.spark`) is chosen from it. It starts no Spark."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from medgov.spec.lifecycle import STAGES
 from medgov.storage import control
 from medgov.storage.lake import Lake
+
+
+class Workload(NamedTuple):
+    """A run's size in source rows: those it processes (its backlog) and those it reads
+    besides (the rest of the lake)."""
+
+    backlog: int
+    lake: int = 0
+
 
 # bytes per data row of a delivered extract, for batches not read yet (the landing zone's
 # manifests are untrusted until ingest reads them, so only file sizes are used); the sample
@@ -40,23 +50,25 @@ def landing_rows(landing: str | Path, lake: str) -> int:
     return sum(_folder_bytes(Path(landing), Path(landing) / key) for key in pending_flags(landing, lake)) // BYTES_PER_ROW
 
 
-def lake_rows(lake: str) -> int:
-    """Declared rows of every batch the lake has accepted."""
-    return sum(b["rows_declared"] or 0 for b in control.batches(Lake.at(lake)).values())
+def _declared(batches: list[dict]) -> int:
+    return sum(b["rows_declared"] or 0 for b in batches)
 
 
-def run_rows(lake: str, landing: str | Path | None, names: list[str] | None = None) -> int | None:
-    """Source rows the named stages (default: all) process or read: the pending deliveries for
-    ingest; for any later stage, every accepted batch's rows. Those stages read silver beyond
-    their backlog (normalize's MERGE reads the delivering institutions' partitions, publish
-    scans silver for the persons a batch touched), so a small delivery into a large lake is a
-    large run: on the short profile, publish of 9,456 rows into a 5 M-row lake took 437 s.
-    None when it cannot be told (an unreadable lake)."""
+def run_size(lake: str, landing: str | Path | None, names: list[str] | None = None) -> Workload | None:
+    """The size of a run of the named stages (default: all): its backlog (the pending
+    deliveries for ingest, the batches waiting in a later stage) and the rest of the lake,
+    which every later stage reads beyond its backlog (normalize's MERGE reads the delivering
+    institutions' partitions, publish scans silver for the persons a batch touched): a small
+    delivery into a large lake is a small backlog in a large read. None when it cannot be told
+    (an unreadable lake)."""
     wanted = [s for s in STAGES if names is None or s.name in names]
     try:
-        rows = landing_rows(landing, lake) if landing and any(s.takes is None for s in wanted) else 0
-        if any(s.takes is not None for s in wanted) and (not Lake.at(lake).is_local or Path(lake).exists()):
-            rows += lake_rows(lake)
-        return rows
+        backlog = landing_rows(landing, lake) if landing and any(s.takes is None for s in wanted) else 0
+        waiting = {s.takes for s in wanted if s.takes is not None}
+        if not waiting or (Lake.at(lake).is_local and not Path(lake).exists()):
+            return Workload(backlog)
+        batches = list(control.batches(Lake.at(lake)).values())
+        queued = _declared([b for b in batches if b["stage"] in waiting])
+        return Workload(backlog + queued, _declared(batches) - queued)
     except Exception:  # noqa: BLE001 - an estimate only: unknown means the default profile
         return None

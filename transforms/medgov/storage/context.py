@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pyspark.sql import SparkSession
 
@@ -14,6 +14,9 @@ from medgov.storage.lake import Lake
 from medgov.storage.lineage import ParentRun
 from medgov.storage.spark import get_spark
 from medgov.storage.table_store import TableStore, store_for
+
+if TYPE_CHECKING:
+    from medgov.pipeline.workload import Workload
 
 Progress = Callable[[str], None]
 
@@ -32,12 +35,12 @@ class Context:
 
 
 def make_context(lake: str | Lake, parent: ParentRun | None = None, progress: Progress | None = None,
-                 config: SiteConfig | None = None, rows: int | None = None) -> Context:
+                 config: SiteConfig | None = None, work: Workload | None = None) -> Context:
     """A context on the process's Spark session; `config` defaults to `load_site()`
-    (MEDGOV_CONFIG, else the shipped defaults); `rows`, the source rows about to be
-    processed (`medgov.pipeline.workload`), chooses the Spark profile."""
+    (MEDGOV_CONFIG, else the shipped defaults); `work`, the size of the run about to start
+    (`medgov.pipeline.workload.run_size`), chooses the Spark profile."""
     config = config or load_site()  # before Spark starts: a bad site file fails fast
-    spark = get_spark(rows=rows)
+    spark = get_spark(work=work)
     ctx = Context(lake if isinstance(lake, Lake) else Lake.at(lake), spark, store_for(spark), parent=parent,
                   config=config)
     if progress:

@@ -7,13 +7,16 @@ import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 
 from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
+
+if TYPE_CHECKING:
+    from medgov.pipeline.workload import Workload
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,13 +40,17 @@ def ensure_java() -> None:
 # plans once (no adaptive re-planning, which adds a job per shuffle) and shuffles into one
 # partition. With C1 only the JVM reserves 48 MB for compiled code (not 240 MB): a long-lived
 # session (a test worker) fills it, the JIT stops and Spark's lambdas then fail to
-# deserialize, so the reserve is raised. "auto" (the default) picks short for a run that
-# processes or reads at most SHORT_UP_TO source rows, the lake's included
-# (`medgov.pipeline.workload` estimates them before Spark starts), long otherwise or when the
-# size is unknown. Measured on the 2-core reference machine: a 9,453-row delivery into an
-# empty lake takes 52.7 s short against 69.0 s long; at 100,741 rows the two are even (95.5 s
-# against 96.6 s). Short has no vectorised Parquet reader (it comes with whole-stage code
-# generation): the same delivery into a 5 M-row lake spent 437 s in publish on it.
+# deserialize, so the reserve is raised. Short has no vectorised Parquet reader (it comes with
+# whole-stage code generation): a 9,456-row delivery into a 5 M-row lake spent 437 s in publish
+# on it. "increment" is for that case, a small backlog in a large lake: short's JVM, Spark's
+# generated code and vectorised reader, adaptive plans and long's shuffle partitions (a
+# republish of the whole lake after a definition change stays possible on it).
+# "auto" (the default) picks short for a run that processes and reads at most SHORT_UP_TO
+# source rows, increment for one that processes at most that many in a larger lake, long
+# otherwise or when the size is unknown. Measured on the 2-core reference machine: a 9,453-row
+# delivery into an empty lake takes 52.7 s short against 69.0 s long; at 100,741 rows the two
+# are even (95.5 s against 96.6 s). A 9,456-row delivery into a 1 M-row lake: 76.5 s long,
+# 63.3 s increment (47.3 s into an empty lake, short).
 PROFILES: dict[str, dict] = {
     "long": {"java": "", "partitions": "8", "conf": {}},
     "short": {"java": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m", "partitions": "1",
@@ -51,21 +58,24 @@ PROFILES: dict[str, dict] = {
                        # internal Spark setting: interpreted expressions, no Janino compile per query
                        "spark.sql.codegen.factoryMode": "NO_CODEGEN"}},
 }
+PROFILES["increment"] = {**PROFILES["long"], "java": PROFILES["short"]["java"]}
 SHORT_UP_TO = 50_000
 
 
-def profile_name(rows: int | None = None) -> str:
-    """The profile a run of `rows` source rows (None: unknown) gets under MEDGOV_SPARK_PROFILE."""
+def profile_name(work: Workload | None = None) -> str:
+    """The profile a run of this size (None: unknown) gets under MEDGOV_SPARK_PROFILE."""
     name = os.environ.get("MEDGOV_SPARK_PROFILE", "auto")
     if name == "auto":
-        return "short" if rows is not None and rows <= SHORT_UP_TO else "long"
+        if work is None or work.backlog > SHORT_UP_TO:
+            return "long"
+        return "short" if work.backlog + work.lake <= SHORT_UP_TO else "increment"
     if name not in PROFILES:
         raise MedgovError(f"MEDGOV_SPARK_PROFILE must be auto or one of {', '.join(PROFILES)}, not {name!r}")
     return name
 
 
-def _profile(rows: int | None = None) -> dict:
-    return PROFILES[profile_name(rows)]
+def _profile(work: Workload | None = None) -> dict:
+    return PROFILES[profile_name(work)]
 
 
 def release_arrow_memory_eagerly() -> None:
@@ -79,9 +89,9 @@ def release_arrow_memory_eagerly() -> None:
         os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"  # the JVM, so its Python workers, inherit it
 
 
-def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession:
-    """The process's Spark session (created once, reused after); `rows`, the source rows the
-    process is about to handle, chooses the profile under "auto".
+def get_spark(app_name: str = "medgov", work: Workload | None = None) -> SparkSession:
+    """The process's Spark session (created once, reused after); `work`, the size of what the
+    process is about to do, chooses the profile under "auto".
 
     `SPARK_REMOTE=sc://host:port` attaches to a running Spark Connect server (`medgov
     spark-server`) instead of starting a JVM here. Otherwise `SPARK_MASTER` selects the
@@ -94,11 +104,11 @@ def get_spark(app_name: str = "medgov", rows: int | None = None) -> SparkSession
     release_arrow_memory_eagerly()  # the stages' driver: staged batches and delta-rs writes
     remote = os.environ.get("SPARK_REMOTE")
     if remote:
-        return _remote_session(remote, rows)
+        return _remote_session(remote, work)
     ensure_java()
     # Python workers must run this interpreter (the venv's), not whatever `python3` is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    profile = _profile(rows)
+    profile = _profile(work)
     log4j = Path(__file__).with_name("log4j2.properties")
     java_opts = " ".join(o for o in (f"-Dlog4j2.configurationFile=file:{log4j}", profile["java"],
                                      os.environ.get("MEDGOV_JAVA_OPTIONS", "")) if o)
@@ -162,13 +172,13 @@ def _session_conf(profile: dict) -> dict[str, str]:
             **profile["conf"]}
 
 
-def _remote_session(url: str, rows: int | None = None) -> SparkSession:
+def _remote_session(url: str, work: Workload | None = None) -> SparkSession:
     """A session on a running Spark Connect server (`medgov spark-server`): no JVM starts in
     this process, and the server's JVM is already warm. The profile's SQL settings apply to
     this session only; its JVM flags are the server's business."""
     try:
         spark = SparkSession.builder.remote(url).getOrCreate()
-        for key, value in _session_conf(_profile(rows)).items():
+        for key, value in _session_conf(_profile(work)).items():
             spark.conf.set(key, value)
     except Exception as exc:  # grpc and Spark Connect raise their own types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
