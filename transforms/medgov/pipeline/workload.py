@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
-
 from medgov.spec.lifecycle import STAGES
 from medgov.storage import control
 from medgov.storage.lake import Lake
+from medgov.storage.workload import Workload
 
-
-class Workload(NamedTuple):
-    """A run's size in source rows: those it processes (its backlog) and those it reads
-    besides (the rest of the lake)."""
-
-    backlog: int
-    lake: int = 0
+__all__ = ["Workload", "landing_rows", "run_size"]
 
 
 # bytes per data row of a delivered extract, for batches not read yet (the landing zone's

@@ -16,7 +16,7 @@ from medgov.storage.spark import get_spark
 from medgov.storage.table_store import TableStore, store_for
 
 if TYPE_CHECKING:
-    from medgov.pipeline.workload import Workload
+    from medgov.storage.workload import Workload
 
 Progress = Callable[[str], None]
 

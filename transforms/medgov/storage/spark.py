@@ -16,7 +16,7 @@ from medgov.errors import MedgovError
 from medgov.spec.contracts import interface
 
 if TYPE_CHECKING:
-    from medgov.pipeline.workload import Workload
+    from medgov.storage.workload import Workload
 
 T = TypeVar("T")
 R = TypeVar("R")
