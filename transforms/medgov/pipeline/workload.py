@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 from medgov.spec.lifecycle import STAGES
 from medgov.storage import control
 from medgov.storage.lake import Lake

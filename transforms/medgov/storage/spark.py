@@ -50,7 +50,7 @@ def ensure_java() -> None:
 # otherwise or when the size is unknown. Measured on the 2-core reference machine: a 9,453-row
 # delivery into an empty lake takes 52.7 s short against 69.0 s long; at 100,741 rows the two
 # are even (95.5 s against 96.6 s). A 9,456-row delivery into a 1 M-row lake: 76.5 s long,
-# 63.3 s increment (47.3 s into an empty lake, short).
+# 63.6 s increment (47.3 s into an empty lake, short); 67.2 s into a 5 M-row lake.
 PROFILES: dict[str, dict] = {
     "long": {"java": "", "partitions": "8", "conf": {}},
     "short": {"java": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m", "partitions": "1",
